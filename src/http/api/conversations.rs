@@ -1,0 +1,158 @@
+//! Conversations: status and assignee.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Page, PageParams, optional_text};
+use crate::domain::{CompanyId, ConversationStatus, Permission, UserId};
+use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
+use crate::http::extract::Auth;
+use crate::http::{AppState, created};
+use crate::store::{self, Ex, conversations::{Conversation, Filter}};
+
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations, create_conversation))
+        .routes(routes!(get_conversation, update_conversation))
+}
+
+/// Conversation list filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ConversationQuery {
+    /// Only this customer's.
+    customer_id: Option<i64>,
+    /// Only this status.
+    status: Option<ConversationStatus>,
+    /// Only assigned to this user; `me` for the caller.
+    assignee: Option<String>,
+    /// Only unassigned ones.
+    #[serde(default)]
+    unassigned: bool,
+    /// Items per page (1–200, default 50).
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A new conversation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConversationCreate {
+    /// Customer.
+    customer_id: i64,
+    /// Channel account.
+    channel_account_id: Option<i64>,
+    /// Subject.
+    subject: Option<String>,
+    /// Assigned agent.
+    assignee_id: Option<UserId>,
+}
+
+/// A change to a conversation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConversationUpdate {
+    /// Status.
+    status: Option<ConversationStatus>,
+    /// Assigned agent (`null` unassigns).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    assignee_id: Option<Option<UserId>>,
+    /// Subject (`null` clears).
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    subject: Option<Option<String>>,
+}
+
+async fn check_assignee(ex: &mut Ex<'_>, company: CompanyId, user: Option<UserId>) -> Result<(), ApiError> {
+    if let Some(u) = user {
+        if store::users::get_user(ex, company, u).await?.is_none() {
+            return Err(ApiError::invalid("assignee_id", "no such user"));
+        }
+    }
+    Ok(())
+}
+
+/// The company's conversations, newest first.
+#[utoipa::path(get, path = "/conversations", tag = "conversations", params(ConversationQuery),
+    responses((status = 200, body = Page<Conversation>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_conversations(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery(q): ApiQuery<ConversationQuery>) -> Result<Json<Page<Conversation>>, ApiError> {
+    auth.require(Permission::ConversationsRead)?;
+    let page = PageParams { limit: q.limit, cursor: q.cursor };
+    let limit = page.limit();
+    let assignee_id = match q.assignee.as_deref() {
+        None => None,
+        Some("me") => Some(auth.principal.user_id),
+        Some(id) => Some(UserId(id.parse().map_err(|_| ApiError::bad_request("invalid_query", "assignee must be a user id or me"))?)),
+    };
+    let filter = Filter {
+        customer_id: q.customer_id,
+        status: q.status.map(|s| s.as_str().to_owned()),
+        assignee_id,
+        unassigned: q.unassigned,
+        before_id: page.before_id()?,
+    };
+    let mut conn = state.db.conn().await?;
+    let items = store::conversations::list(&mut conn.ex(), auth.company(), &filter, limit).await?;
+    Ok(Json(Page::by_id(items, limit, |c| c.id)))
+}
+
+/// Opens a conversation with a customer.
+#[utoipa::path(post, path = "/conversations", tag = "conversations", request_body = ConversationCreate,
+    responses((status = 201, body = Conversation), (status = 422, body = ErrorBody)))]
+async fn create_conversation(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<ConversationCreate>) -> Result<(StatusCode, Json<Conversation>), ApiError> {
+    auth.require(Permission::ConversationsWrite)?;
+    let subject = optional_text("subject", req.subject.as_deref(), 500)?;
+    let company = auth.company();
+    let mut tx = state.db.begin().await?;
+    if store::customers::get(&mut tx.ex(), company, req.customer_id).await?.is_none() {
+        return Err(ApiError::invalid("customer_id", "no such customer"));
+    }
+    if let Some(account) = req.channel_account_id {
+        if store::channels::get(&mut tx.ex(), company, account).await?.is_none() {
+            return Err(ApiError::invalid("channel_account_id", "no such channel account"));
+        }
+    }
+    check_assignee(&mut tx.ex(), company, req.assignee_id).await?;
+    let conv = store::conversations::create(&mut tx.ex(), company, req.customer_id, req.channel_account_id, subject.as_deref(), req.assignee_id).await?;
+    tx.commit().await?;
+    Ok(created(conv))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+async fn get_conversation(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<Conversation>, ApiError> {
+    auth.require(Permission::ConversationsRead)?;
+    let mut conn = state.db.conn().await?;
+    store::conversations::get(&mut conn.ex(), auth.company(), id).await?.map(Json).ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+/// Changes status, assignee or subject.
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "conversation id")),
+    request_body = ConversationUpdate,
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_conversation(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ConversationUpdate>,
+) -> Result<Json<Conversation>, ApiError> {
+    auth.require(Permission::ConversationsWrite)?;
+    let subject = req.subject.map(|s| optional_text("subject", s.as_deref(), 500)).transpose()?;
+    let mut tx = state.db.begin().await?;
+    check_assignee(&mut tx.ex(), auth.company(), req.assignee_id.flatten()).await?;
+    let conv = store::conversations::update(&mut tx.ex(), auth.company(), id, req.status.map(|s| s.as_str()), req.assignee_id, subject)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    tx.commit().await?;
+    Ok(Json(conv))
+}

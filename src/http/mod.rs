@@ -1,0 +1,188 @@
+//! HTTP: the JSON API under `/api/v1`, its OpenAPI document, and the operations endpoints.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::RateLimiter;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::secrets::Keyring;
+use crate::store::Db;
+
+pub mod api;
+pub mod error;
+pub mod extract;
+
+pub use error::ApiError;
+
+/// What every request handler can reach.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The application keys.
+    pub keyring: Keyring,
+    /// The configuration.
+    pub config: Config,
+    /// Failed logins per client IP.
+    pub login_by_ip: RateLimiter,
+    /// Failed logins per account (email).
+    pub login_by_account: RateLimiter,
+    /// Metrics.
+    pub metrics: Metrics,
+    openapi: OnceLock<String>,
+}
+
+impl AppState {
+    /// State for a server on `db` with `keyring` and `config`.
+    pub fn new(db: Db, keyring: Keyring, config: Config) -> Self {
+        let window = Duration::from_secs(config.login_window_secs);
+        Self {
+            login_by_ip: RateLimiter::new(config.login_max_failures_per_ip, window),
+            login_by_account: RateLimiter::new(config.login_max_failures_per_account, window),
+            db,
+            keyring,
+            config,
+            metrics: Metrics::default(),
+            openapi: OnceLock::new(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "masterz API",
+        description = "Companies, users, roles, customers and their timeline, conversations, channel accounts and the audit log. Every route under /api/v1 is scoped to the caller's company; another company's resources answer 404.",
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session" = [])),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The whole HTTP application for `state`, with its OpenAPI document.
+pub fn app(state: Arc<AppState>) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .nest("/api/v1", api::routes())
+        .split_for_parts();
+    let json = openapi.to_pretty_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render the OpenAPI document");
+        "{}".into()
+    });
+    let _ = state.openapi.set(json);
+    let max_body = state.config.max_body_bytes;
+    router
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // The route template, not the URI: paths and queries can carry personal data.
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", |m| m.as_str());
+                tracing::info_span!("http", method = %req.method(), route)
+            }),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("request handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    state
+        .metrics
+        .http_request(&method, &route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "alive", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "ready", body = String),
+              (status = 503, description = "database unreachable", body = error::ErrorBody)))]
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database unreachable"))
+        }
+        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database timed out")),
+    }
+}
+
+/// Metrics in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.get().cloned().unwrap_or_default(),
+    )
+}
+
+/// Serializes JSON responses with 201 Created.
+pub fn created<T: serde::Serialize>(value: T) -> (StatusCode, Json<T>) {
+    (StatusCode::CREATED, Json(value))
+}

@@ -1,0 +1,5 @@
+//! The `masterz` command.
+
+fn main() -> std::process::ExitCode {
+    masterz::cli::main()
+}
