@@ -153,6 +153,22 @@ async fn check_identity(ex: &mut Ex<'_>, company: CompanyId, input: &IdentityInp
     Ok((external_id, p))
 }
 
+/// A search that looks like a phone number (`+49 151…`, `0049151…`, `0151…`) becomes the digits
+/// that its E.164 form contains; anything else is searched as written.
+fn phone_fragment(q: &str) -> String {
+    if let Some(e164) = normalize_e164(q) {
+        return e164;
+    }
+    let phone_like = q.chars().all(|c| c.is_ascii_digit() || " +-./()".contains(c));
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    if !phone_like || digits.len() < 3 {
+        return q.to_owned();
+    }
+    // International prefix `00`, or the national trunk prefix `0`, is not part of E.164.
+    let digits = digits.strip_prefix("00").or_else(|| digits.strip_prefix('0')).unwrap_or(&digits);
+    digits.to_owned()
+}
+
 /// The company's customers, newest first; `q` searches names and identities.
 #[utoipa::path(get, path = "/customers", tag = "customers", params(CustomerQuery),
     responses((status = 200, body = Page<Customer>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -162,7 +178,7 @@ async fn list_customers(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery
     let limit = page.limit();
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     // A phone number in any notation finds the E.164 identity.
-    let search = search.map(|q| normalize_e164(q).unwrap_or_else(|| q.to_owned()));
+    let search = search.map(phone_fragment);
     let mut conn = state.db.conn().await?;
     let items = store::customers::list(&mut conn.ex(), auth.company(), search.as_deref(), page.before_id()?, limit).await?;
     Ok(Json(Page::by_id(items, limit, |c| c.id)))
