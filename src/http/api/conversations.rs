@@ -73,10 +73,10 @@ pub(super) struct ConversationUpdate {
 }
 
 async fn check_assignee(ex: &mut Ex<'_>, company: CompanyId, user: Option<UserId>) -> Result<(), ApiError> {
-    if let Some(u) = user {
-        if store::users::get_user(ex, company, u).await?.is_none() {
-            return Err(ApiError::invalid("assignee_id", "no such user"));
-        }
+    if let Some(u) = user
+        && store::users::get_user(ex, company, u).await?.is_none()
+    {
+        return Err(ApiError::invalid("assignee_id", "no such user"));
     }
     Ok(())
 }
@@ -116,10 +116,10 @@ async fn create_conversation(State(state): State<Arc<AppState>>, auth: Auth, Api
     if store::customers::get(&mut tx.ex(), company, req.customer_id).await?.is_none() {
         return Err(ApiError::invalid("customer_id", "no such customer"));
     }
-    if let Some(account) = req.channel_account_id {
-        if store::channels::get(&mut tx.ex(), company, account).await?.is_none() {
-            return Err(ApiError::invalid("channel_account_id", "no such channel account"));
-        }
+    if let Some(account) = req.channel_account_id
+        && store::channels::get(&mut tx.ex(), company, account).await?.is_none()
+    {
+        return Err(ApiError::invalid("channel_account_id", "no such channel account"));
     }
     check_assignee(&mut tx.ex(), company, req.assignee_id).await?;
     let conv = store::conversations::create(&mut tx.ex(), company, req.customer_id, req.channel_account_id, subject.as_deref(), req.assignee_id).await?;

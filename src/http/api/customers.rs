@@ -156,7 +156,8 @@ async fn check_identity(ex: &mut Ex<'_>, company: CompanyId, input: &IdentityInp
 /// A search that looks like a phone number (`+49 151…`, `0049151…`, `0151…`) becomes the digits
 /// that its E.164 form contains; anything else is searched as written.
 fn phone_fragment(q: &str) -> String {
-    if let Some(e164) = normalize_e164(q) {
+    let international = q.starts_with('+') || q.starts_with("00");
+    if let Some(e164) = normalize_e164(q).filter(|_| international) {
         return e164;
     }
     let phone_like = q.chars().all(|c| c.is_ascii_digit() || " +-./()".contains(c));

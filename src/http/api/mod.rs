@@ -104,10 +104,10 @@ fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<
 /// An `http(s)` URL for avatars and pictures.
 fn optional_url(field: &str, value: Option<&str>) -> Result<Option<String>, super::ApiError> {
     let v = optional_text(field, value, 2048)?;
-    if let Some(url) = &v {
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
-            return Err(super::ApiError::invalid(field, "must be an http(s) URL"));
-        }
+    if let Some(url) = &v
+        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace))
+    {
+        return Err(super::ApiError::invalid(field, "must be an http(s) URL"));
     }
     Ok(v)
 }
