@@ -16,13 +16,17 @@ use crate::store::{self, Db, audit::Actor};
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
     }
     let db = Db::connect(&url, config.database_max_connections)
         .await
         .with_context(|| format!("cannot open database ({})", redact_url(&url)))?;
     db.migrate().await.context("database migration failed")?;
+    let mut conn = db.conn().await?;
+    store::companies::sync_builtin_roles(&mut conn.ex()).await?;
+    drop(conn);
     Ok(db)
 }
 
@@ -44,23 +48,17 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:{}{}", &url[..scheme + 3], crate::secrets::REDACTED, &url[at..]),
+                Some((user, _)) => format!(
+                    "{}{user}:{}{}",
+                    &url[..scheme + 3],
+                    crate::secrets::REDACTED,
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
         _ => url.to_owned(),
     }
-}
-
-/// The base URL for links this server hands out.
-pub fn public_base_url(config: &Config) -> String {
-    if let Some(url) = config.public_url.as_deref().filter(|u| !u.is_empty()) {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let scheme = if config.tls_enabled() { "https" } else { "http" };
-    let addr = config.http_listen;
-    let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
-    format!("{scheme}://{host}:{}", addr.port())
 }
 
 /// On an empty database, creates the first company and its admin, and says how to log in.
@@ -86,13 +84,34 @@ pub async fn first_run(db: &Db, config: &Config, http_base: &str) -> anyhow::Res
     let user = store::users::create_user(
         &mut tx.ex(),
         company.id,
-        &store::users::NewUser { role_id: role.id, name: "Administrator", email: &email, password_hash: &hash, avatar_url: None },
+        &store::users::NewUser {
+            role_id: role.id,
+            name: "Administrator",
+            email: &email,
+            password_hash: &hash,
+            avatar_url: None,
+        },
     )
     .await?;
-    store::audit::record(&mut tx.ex(), company.id, &Actor { label: "first-run".into(), ..Actor::cli() }, "create", "user",
-        Some(user.id.0), &serde_json::json!({"email": email, "role": "admin"})).await?;
+    store::audit::record(
+        &mut tx.ex(),
+        company.id,
+        &Actor {
+            label: "first-run".into(),
+            ..Actor::cli()
+        },
+        "create",
+        "user",
+        Some(user.id.0),
+        &serde_json::json!({"email": email, "role": "admin"}),
+    )
+    .await?;
     tx.commit().await?;
-    let shown = if generated { password.expose().as_str() } else { "(the configured initial_admin_password)" };
+    let shown = if generated {
+        password.expose().as_str()
+    } else {
+        "(the configured initial_admin_password)"
+    };
     // Printed, not logged: the one place the generated password appears, once.
     eprintln!(
         "\n  masterz is ready. First admin created:\n\n    url:      {http_base}\n    email:    {email}\n    password: {shown}\n\n  Log in: curl -c cookies -H 'content-type: application/json' \\\n    -d '{{\"email\":\"{email}\",\"password\":\"…\"}}' {http_base}/api/v1/auth/login\n  Change the password, or reset it with `masterz admin reset-password --email {email} --password …`.\n"
@@ -119,11 +138,19 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.http_listen))?;
         listener.set_nonblocking(true)?;
         let http_addr = listener.local_addr()?;
-        let scheme = if config.tls_enabled() { "https" } else { "http" };
+        let scheme = if config.tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
         let base = match config.public_url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
-                let host = if http_addr.ip().is_unspecified() { "localhost".to_owned() } else { http_addr.ip().to_string() };
+                let host = if http_addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    http_addr.ip().to_string()
+                };
                 format!("{scheme}://{host}:{}", http_addr.port())
             }
         };
@@ -132,7 +159,7 @@ impl Server {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
-        let state = Arc::new(AppState::new(db, keyring, config));
+        let state = Arc::new(AppState::new(db, keyring, config, base));
         let app = http::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let task = match tls {
@@ -147,7 +174,12 @@ impl Server {
         };
         tracing::info!(%http_addr, %scheme, backend = ?state.db.backend(), "HTTP listening");
         spawn_housekeeping(state.clone());
-        Ok(Self { http_addr, state, handle, task })
+        Ok(Self {
+            http_addr,
+            state,
+            handle,
+            task,
+        })
     }
 
     /// Stops accepting, lets requests in flight finish for up to `grace`, closes the database.
@@ -212,14 +244,18 @@ fn spawn_housekeeping(state: Arc<AppState>) {
     });
 }
 
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("cannot read certificate {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("invalid certificate {}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read private key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read private key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -227,6 +263,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<a
         .with_single_cert(certs, key)
         .context("certificate and key do not match")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config)))
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
 }
-

@@ -1,7 +1,7 @@
 //! The command line: `masterz serve`, `masterz migrate`, `masterz admin …`.
 //!
-//! Admin commands work on the database the same environment names (`MASTERZ_*`, `--config`),
-//! print what they did, and exit non-zero with a one-line reason on bad input.
+//! Admin commands use the database that the environment (`MASTERZ_*`) and `--config` name. Each
+//! prints what it did, or exits non-zero with a one-line reason on bad input.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +65,21 @@ enum Admin {
     },
     /// List companies.
     ListCompanies,
+    /// Change a company's name, plan tier or time zone (the plan tier is the operator's to set).
+    UpdateCompany {
+        /// Company slug.
+        #[arg(long)]
+        slug: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New plan tier, e.g. free, team, business.
+        #[arg(long)]
+        plan_tier: Option<String>,
+        /// New IANA time zone, e.g. Europe/Berlin.
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
     /// Create a user in a company.
     CreateUser {
         /// Company slug.
@@ -107,14 +122,33 @@ enum Admin {
     /// Generate a new application key and re-encrypt every stored credential under it.
     ///
     /// With the key file (the default), the file is rewritten; with MASTERZ_APP_KEY, the new key
-    /// is printed on stdout and must be put into MASTERZ_APP_KEY before the next start.
-    /// Stop the server first, or restart it afterwards.
+    /// is written to app.key.rotated in the data directory and printed on stdout; put it into
+    /// MASTERZ_APP_KEY before the next start. Stop the server first: a running server keeps the
+    /// old key in memory.
     RotateKey,
 }
 
 /// Runs the command line and maps failures to a one-line message and exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line for scripts; `--help` has the rest.
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", first.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -122,7 +156,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -160,11 +197,15 @@ fn init_logging(config: &Config, force_json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if force_json || config.log_format == LogFormat::Json {
         builder.json().flatten_event(true).try_init()
     } else {
-        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
     };
 }
 
@@ -174,7 +215,10 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     server.run_until_signal().await
 }
 
-async fn company_by_slug(conn: &mut store::Conn, slug: &str) -> anyhow::Result<store::companies::Company> {
+async fn company_by_slug(
+    conn: &mut store::Conn,
+    slug: &str,
+) -> anyhow::Result<store::companies::Company> {
     store::companies::by_slug(&mut conn.ex(), slug)
         .await?
         .with_context(|| format!("no company with slug {slug:?}"))
@@ -202,7 +246,10 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
             if !valid_slug(&slug) {
                 bail!("invalid --slug {slug:?}: use 2–63 characters of a-z, 0-9 and -");
             }
-            if store::companies::by_slug(&mut conn.ex(), &slug).await?.is_some() {
+            if store::companies::by_slug(&mut conn.ex(), &slug)
+                .await?
+                .is_some()
+            {
                 bail!("a company with slug {slug:?} exists");
             }
             let mut tx = db.begin().await?;
@@ -212,13 +259,62 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
         }
         Admin::ListCompanies => {
             for c in store::companies::list(&mut conn.ex()).await? {
-                println!("{}\t{}\t{}\t{}\t{}", c.id, c.slug, c.status, c.plan_tier, c.name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    c.id, c.slug, c.status, c.plan_tier, c.name
+                );
             }
         }
-        Admin::CreateUser { company, email, password, role, name } => {
+        Admin::UpdateCompany {
+            slug,
+            name,
+            plan_tier,
+            time_zone,
+        } => {
+            let c = company_by_slug(&mut conn, &slug).await?;
+            if let Some(tz) = &time_zone
+                && !crate::domain::valid_time_zone(tz)
+            {
+                bail!("invalid --time-zone {tz:?}: not an IANA time zone");
+            }
+            if let Some(tier) = &plan_tier
+                && !valid_slug(tier)
+            {
+                bail!("invalid --plan-tier {tier:?}: use a-z, 0-9 and -");
+            }
+            if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                bail!("--name must not be empty");
+            }
+            let patch = store::companies::CompanyPatch {
+                name: name.map(|n| n.trim().to_owned()),
+                plan_tier,
+                time_zone,
+                theme: None,
+            };
+            let mut tx = db.begin().await?;
+            let c = store::companies::update(&mut tx.ex(), c.id, &patch).await?;
+            store::audit::record(&mut tx.ex(), c.id, &Actor::cli(), "update", "company", Some(c.id.0),
+                &serde_json::json!({"name": patch.name, "plan_tier": patch.plan_tier, "time_zone": patch.time_zone})).await?;
+            tx.commit().await?;
+            println!(
+                "updated company {} slug={} name={:?} plan_tier={} time_zone={}",
+                c.id, c.slug, c.name, c.plan_tier, c.time_zone
+            );
+        }
+        Admin::CreateUser {
+            company,
+            email,
+            password,
+            role,
+            name,
+        } => {
             let c = company_by_slug(&mut conn, &company).await?;
-            let email = normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
-            if store::users::login_user(&mut conn.ex(), &email).await?.is_some() {
+            let email =
+                normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
+            if store::users::login_user(&mut conn.ex(), &email)
+                .await?
+                .is_some()
+            {
                 bail!("a user with email {email} exists");
             }
             let role_name = match role {
@@ -228,43 +324,101 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
             let role = store::users::role_by_name(&mut conn.ex(), c.id, role_name)
                 .await?
                 .with_context(|| format!("company {company} has no {role_name} role"))?;
-            let hash = crate::auth::hash_password(&password).await.map_err(|e| anyhow::anyhow!("--password: {e}"))?;
+            let hash = crate::auth::hash_password(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("--password: {e}"))?;
             let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
             let mut tx = db.begin().await?;
-            let user = store::users::create_user(&mut tx.ex(), c.id, &store::users::NewUser {
-                role_id: role.id, name: &name, email: &email, password_hash: &hash, avatar_url: None,
-            }).await?;
-            store::audit::record(&mut tx.ex(), c.id, &Actor::cli(), "create", "user", Some(user.id.0),
-                &serde_json::json!({"email": email, "role": role_name, "password": "set"})).await?;
+            let user = store::users::create_user(
+                &mut tx.ex(),
+                c.id,
+                &store::users::NewUser {
+                    role_id: role.id,
+                    name: &name,
+                    email: &email,
+                    password_hash: &hash,
+                    avatar_url: None,
+                },
+            )
+            .await?;
+            store::audit::record(
+                &mut tx.ex(),
+                c.id,
+                &Actor::cli(),
+                "create",
+                "user",
+                Some(user.id.0),
+                &store::audit::redact(
+                    &serde_json::json!({"email": email, "role": role_name, "password": "set"}),
+                ),
+            )
+            .await?;
             tx.commit().await?;
-            println!("created user {} email={} role={} company={}", user.id, user.email, role_name, c.slug);
+            println!(
+                "created user {} email={} role={} company={}",
+                user.id, user.email, role_name, c.slug
+            );
         }
-        Admin::CreateToken { company, email, name } => {
+        Admin::CreateToken {
+            company,
+            email,
+            name,
+        } => {
             let c = company_by_slug(&mut conn, &company).await?;
-            let email = normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
+            let email =
+                normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
             let user = store::users::user_by_email(&mut conn.ex(), c.id, &email)
                 .await?
                 .with_context(|| format!("no user {email} in company {company}"))?;
             let token = new_token(crate::http::api::TOKEN_PREFIX)?;
             let mut tx = db.begin().await?;
-            let row = store::auth::create_token(&mut tx.ex(), c.id, user.id, &name, &token_hash(token.expose())).await?;
-            store::audit::record(&mut tx.ex(), c.id, &Actor::cli(), "create", "api_token", Some(row.id),
-                &serde_json::json!({"name": name, "user_id": user.id})).await?;
+            let row = store::auth::create_token(
+                &mut tx.ex(),
+                c.id,
+                user.id,
+                &name,
+                &token_hash(token.expose()),
+            )
+            .await?;
+            store::audit::record(
+                &mut tx.ex(),
+                c.id,
+                &Actor::cli(),
+                "create",
+                "api_token",
+                Some(row.id),
+                &serde_json::json!({"name": name, "user_id": user.id}),
+            )
+            .await?;
             tx.commit().await?;
             println!("{}", token.expose());
         }
         Admin::ResetPassword { email, password } => {
-            let email = normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
+            let email =
+                normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
             let login = store::users::login_user(&mut conn.ex(), &email)
                 .await?
                 .with_context(|| format!("no user {email}"))?;
-            let hash = crate::auth::hash_password(&password).await.map_err(|e| anyhow::anyhow!("--password: {e}"))?;
+            let hash = crate::auth::hash_password(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("--password: {e}"))?;
             let mut tx = db.begin().await?;
-            let patch = store::users::UserPatch { password_hash: Some(hash), ..Default::default() };
+            let patch = store::users::UserPatch {
+                password_hash: Some(hash),
+                ..Default::default()
+            };
             store::users::update_user(&mut tx.ex(), login.company_id, login.id, &patch).await?;
             let ended = store::auth::delete_user_sessions(&mut tx.ex(), login.id).await?;
-            store::audit::record(&mut tx.ex(), login.company_id, &Actor::cli(), "update", "user", Some(login.id.0),
-                &serde_json::json!({"password": "reset"})).await?;
+            store::audit::record(
+                &mut tx.ex(),
+                login.company_id,
+                &Actor::cli(),
+                "update",
+                "user",
+                Some(login.id.0),
+                &store::audit::redact(&serde_json::json!({"password": "reset"})),
+            )
+            .await?;
             tx.commit().await?;
             println!("password reset for {email}; {ended} session(s) ended");
         }
@@ -278,20 +432,39 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
 async fn rotate_key(config: &Config, db: &store::Db) -> anyhow::Result<()> {
     let ring = app::open_keyring(config)?;
     let new_ring = ring.with_new_current(Key::generate()?);
-    if let KeySource::File(path) = ring.source() {
-        new_ring.write_file(path).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    // The new key is on disk before any value is encrypted under it.
+    let key_path = match ring.source() {
+        KeySource::File(path) => path.clone(),
+        KeySource::Config => config.data_dir.join("app.key.rotated"),
+    };
+    let written = match ring.source() {
+        KeySource::File(_) => &new_ring,
+        KeySource::Config => &new_ring.only_current(),
+    };
+    written
+        .write_file(&key_path)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
     let mut tx = db.begin().await?;
     let n = store::channels::reencrypt_all(&mut tx.ex(), &new_ring).await?;
     tx.commit().await?;
     let final_ring = new_ring.only_current();
     match ring.source() {
         KeySource::File(path) => {
-            final_ring.write_file(path).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("re-encrypted {n} credential(s) under key {}; {} now holds only the new key: back it up", final_ring.current().id(), path.display());
+            final_ring
+                .write_file(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "re-encrypted {n} credential(s) under key {}; {} now holds only the new key: back it up",
+                final_ring.current().id(),
+                path.display()
+            );
         }
         KeySource::Config => {
-            eprintln!("re-encrypted {n} credential(s) under key {}. Set MASTERZ_APP_KEY to the key below before the next start:", final_ring.current().id());
+            eprintln!(
+                "re-encrypted {n} credential(s) under key {}. Set MASTERZ_APP_KEY to the key below (also saved in {}) before the next start:",
+                final_ring.current().id(),
+                key_path.display()
+            );
             println!("{}", final_ring.current().to_base64().expose());
         }
     }

@@ -62,17 +62,7 @@ macro_rules! from_env_via_fromstr {
     )*};
 }
 from_env_via_fromstr!(
-    String,
-    PathBuf,
-    SocketAddr,
-    u16,
-    u32,
-    u64,
-    usize,
-    bool,
-    PortRange,
-    LogFormat,
-    ProxyList
+    String, PathBuf, SocketAddr, u16, u32, u64, usize, bool, PortRange, LogFormat, ProxyList
 );
 
 impl<T: FromEnv> FromEnv for Option<T> {
@@ -222,6 +212,12 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        if self.database_max_connections < 2 {
+            // A login holds one connection while its transaction takes another.
+            return Err(ConfigError::Invalid(
+                "database_max_connections must be at least 2".into(),
             ));
         }
         if self.login_window_secs == 0 || self.session_ttl_hours == 0 {
@@ -380,7 +376,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.http_listen.to_string(), "127.0.0.1:0");
-        assert_eq!(c.rtp_ports, PortRange { first: 30000, last: 30010 });
+        assert_eq!(
+            c.rtp_ports,
+            PortRange {
+                first: 30000,
+                last: 30010
+            }
+        );
         assert_eq!(c.data_dir, PathBuf::from("/srv/mz"));
         assert_eq!(c.trusted_proxies.0.len(), 2);
         assert_eq!(c.effective_database_url(), "sqlite:///srv/mz/masterz.db");

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -37,7 +39,9 @@ impl Metrics {
         let key = (method.to_owned(), route.to_owned());
         {
             let mut http = self.http.lock().unwrap_or_else(|e| e.into_inner());
-            *http.entry((key.0.clone(), key.1.clone(), status)).or_default() += 1;
+            *http
+                .entry((key.0.clone(), key.1.clone(), status))
+                .or_default() += 1;
         }
         let secs = elapsed.as_secs_f64();
         let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,9 +58,13 @@ impl Metrics {
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP masterz_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP masterz_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE masterz_http_requests_total counter\n");
-        for ((method, route, status), n) in self.http.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for ((method, route, status), n) in
+            self.http.lock().unwrap_or_else(|e| e.into_inner()).iter()
+        {
             let _ = writeln!(
                 out,
                 "masterz_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -65,7 +73,12 @@ impl Metrics {
         }
         out.push_str("# HELP masterz_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE masterz_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for ((method, route), h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -74,16 +87,44 @@ impl Metrics {
                     h.buckets[i]
                 );
             }
-            let _ = writeln!(out, "masterz_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "masterz_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "masterz_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "masterz_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "masterz_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "masterz_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         for (name, help, value) in [
-            ("masterz_login_failures_total", "Logins refused for bad credentials.", &self.login_failures),
-            ("masterz_login_rate_limited_total", "Logins refused by the rate limit.", &self.login_rate_limited),
-            ("masterz_login_successes_total", "Successful logins.", &self.login_successes),
+            (
+                "masterz_login_failures_total",
+                "Logins refused for bad credentials.",
+                &self.login_failures,
+            ),
+            (
+                "masterz_login_rate_limited_total",
+                "Logins refused by the rate limit.",
+                &self.login_rate_limited,
+            ),
+            (
+                "masterz_login_successes_total",
+                "Successful logins.",
+                &self.login_successes,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         out
     }
@@ -100,8 +141,18 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.http_request("GET", "/api/v1/customers/{id}", 200, Duration::from_millis(3));
-        m.http_request("GET", "/api/v1/customers/{id}", 404, Duration::from_millis(30));
+        m.http_request(
+            "GET",
+            "/api/v1/customers/{id}",
+            200,
+            Duration::from_millis(3),
+        );
+        m.http_request(
+            "GET",
+            "/api/v1/customers/{id}",
+            404,
+            Duration::from_millis(30),
+        );
         let text = m.render();
         assert!(text.contains("masterz_http_requests_total{method=\"GET\",route=\"/api/v1/customers/{id}\",status=\"200\"} 1"));
         assert!(text.contains("le=\"0.005\"} 1"));

@@ -335,19 +335,28 @@ mod tests {
         let b = ring.encrypt(b"EAAB-page-token", "t.c").unwrap();
         assert_ne!(a, b, "every value gets its own nonce");
         assert!(!a.contains("EAAB"));
-        assert_eq!(ring.decrypt(&a, "t.c").unwrap().expose(), b"EAAB-page-token");
+        assert_eq!(
+            ring.decrypt(&a, "t.c").unwrap().expose(),
+            b"EAAB-page-token"
+        );
     }
 
     #[test]
     fn wrong_column_or_tampering_fails() {
         let ring = ring();
         let a = ring.encrypt(b"secret", "t.c").unwrap();
-        assert!(matches!(ring.decrypt(&a, "t.other"), Err(SecretError::Tampered)));
+        assert!(matches!(
+            ring.decrypt(&a, "t.other"),
+            Err(SecretError::Tampered)
+        ));
         let mut bad = a.clone();
         let last = bad.pop().unwrap();
         bad.push(if last == 'A' { 'B' } else { 'A' });
         assert!(ring.decrypt(&bad, "t.c").is_err());
-        assert!(matches!(ring.decrypt("garbage", "t.c"), Err(SecretError::Malformed)));
+        assert!(matches!(
+            ring.decrypt("garbage", "t.c"),
+            Err(SecretError::Malformed)
+        ));
     }
 
     #[test]
@@ -359,7 +368,10 @@ mod tests {
         let again = rotated.encrypt(b"x", "t.c").unwrap();
         assert_eq!(Keyring::key_id_of(&again), Some(rotated.current().id()));
         let only_new = rotated.only_current();
-        assert!(matches!(only_new.decrypt(&value, "t.c"), Err(SecretError::UnknownKey(_))));
+        assert!(matches!(
+            only_new.decrypt(&value, "t.c"),
+            Err(SecretError::UnknownKey(_))
+        ));
         assert_eq!(only_new.decrypt(&again, "t.c").unwrap().expose(), b"x");
     }
 
@@ -378,7 +390,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let (again, created) = Keyring::load_or_create(None, dir.path()).unwrap();

@@ -15,6 +15,7 @@ both_backends!(
     invitations_set_a_password_once,
     customers_timeline_and_merge_through_the_api,
     passwords_use_cost_12_and_laravel_hashes_log_in,
+    nobody_grants_more_than_they_have,
 );
 
 async fn login(s: &TestServer, email: &str, password: &str) -> reqwest::Response {
@@ -27,23 +28,40 @@ async fn login(s: &TestServer, email: &str, password: &str) -> reqwest::Response
 }
 
 fn session_cookie(resp: &reqwest::Response) -> String {
-    let set = resp.headers().get("set-cookie").expect("set-cookie").to_str().unwrap().to_owned();
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .expect("set-cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
     set.split(';').next().unwrap().to_owned()
 }
 
 async fn error_code(resp: reqwest::Response) -> String {
     let body: Value = resp.json().await.expect("JSON error body");
-    body["error"]["code"].as_str().expect("error.code").to_owned()
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
 }
 
 async fn login_sets_a_safe_cookie_and_logout_ends_the_session(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let resp = login(&s, &a.admin_email.to_uppercase(), PASSWORD).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"), "{set}");
-    assert!(!set.contains("Secure"), "plain HTTP without a trusted proxy: no Secure flag");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP without a trusted proxy: no Secure flag"
+    );
     let cookie = session_cookie(&resp);
     let me: Value = resp.json().await.unwrap();
     assert_eq!(me["user"]["email"], a.admin_email);
@@ -51,37 +69,99 @@ async fn login_sets_a_safe_cookie_and_logout_ends_the_session(backend: Backend) 
 
     let get = |cookie: String| {
         let s = &s;
-        async move { s.http.get(s.url("/api/v1/auth/me")).header("cookie", cookie).send().await.unwrap() }
+        async move {
+            s.http
+                .get(s.url("/api/v1/auth/me"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(get(cookie.clone()).await.status(), StatusCode::OK);
     // The login was recorded with IP and user agent (P4).
-    let logins: Value = s.req(Method::GET, &format!("/api/v1/users/{}/logins", a.admin), &a.admin_token).send().await.unwrap().json().await.unwrap();
+    let logins: Value = s
+        .req(
+            Method::GET,
+            &format!("/api/v1/users/{}/logins", a.admin),
+            &a.admin_token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(logins[0]["outcome"], "success");
     assert_eq!(logins[0]["ip"], "127.0.0.1");
     assert_eq!(logins[0]["user_agent"], "masterz-tests/1");
 
-    let out = s.http.post(s.url("/api/v1/auth/logout")).header("cookie", cookie.clone()).send().await.unwrap();
+    let out = s
+        .http
+        .post(s.url("/api/v1/auth/logout"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     assert_eq!(get(cookie).await.status(), StatusCode::UNAUTHORIZED);
     // A forged cookie and a forged token get 401 too.
-    assert_eq!(get(format!("{}=forged", "masterz_session")).await.status(), StatusCode::UNAUTHORIZED);
-    let forged = s.req(Method::GET, "/api/v1/customers", "mzt_forged").send().await.unwrap();
+    assert_eq!(
+        get(format!("{}=forged", "masterz_session")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = s
+        .req(Method::GET, "/api/v1/customers", "mzt_forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(forged).await, "unauthorized");
 
     // Behind a trusted proxy that says https, the cookie is Secure and the client IP is forwarded.
     s.stop().await;
-    let Some(s) = TestServer::start_with(backend, |c| c.trusted_proxies = "127.0.0.1".parse().unwrap()).await else { return };
+    let Some(s) = TestServer::start_with(backend, |c| {
+        c.trusted_proxies = "127.0.0.1".parse().unwrap()
+    })
+    .await
+    else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
-    let resp = s.http.post(s.url("/api/v1/auth/login"))
+    let resp = s
+        .http
+        .post(s.url("/api/v1/auth/login"))
         .header("x-forwarded-for", "203.0.113.9")
         .header("x-forwarded-proto", "https")
         .json(&json!({"email": a.agent_email, "password": PASSWORD}))
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
-    let logins: Value = s.req(Method::GET, &format!("/api/v1/users/{}/logins", a.agent), &a.admin_token).send().await.unwrap().json().await.unwrap();
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+    let logins: Value = s
+        .req(
+            Method::GET,
+            &format!("/api/v1/users/{}/logins", a.agent),
+            &a.admin_token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(logins[0]["ip"], "203.0.113.9");
 }
 
@@ -104,27 +184,60 @@ async fn login_limit_answers_429_with_retry_after(backend: Backend) {
     // The account is locked now, even with the right password.
     let r = login(&s, &a.admin_email, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=600).contains(&retry), "Retry-After {retry}");
     assert_eq!(error_code(r).await, "rate_limited");
     // Another account from the same IP still works, until the IP limit is reached.
-    assert_eq!(login(&s, &a.agent_email, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        login(&s, &a.agent_email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
     for i in 0..3 {
         let r = login(&s, &format!("nobody{i}@example.com"), "x-wrong-x").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "unknown users get the same answer as wrong passwords");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "unknown users get the same answer as wrong passwords"
+        );
     }
     let r = login(&s, &a.agent_email, PASSWORD).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "6 failures from one IP block it");
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "6 failures from one IP block it"
+    );
     assert!(r.headers().contains_key("retry-after"));
     // Failures and refusals are visible to monitoring (P14).
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("masterz_login_failures_total 6"), "{metrics}");
-    assert!(metrics.contains("masterz_login_rate_limited_total 2"), "{metrics}");
-    assert!(metrics.contains("masterz_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"429\"} 2"));
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("masterz_login_failures_total 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("masterz_login_rate_limited_total 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "masterz_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"429\"} 2"
+    ));
 }
 
 async fn audited_actions_record_ip_and_user_agent(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let t = &a.admin_token;
     let call = |m: Method, path: String, body: Value| {
@@ -132,57 +245,163 @@ async fn audited_actions_record_ip_and_user_agent(backend: Backend) {
         async move {
             let r = s.req(m, &path, t).json(&body).send().await.unwrap();
             assert!(r.status().is_success(), "{path}: {}", r.status());
-            if r.status() == StatusCode::NO_CONTENT { Value::Null } else { r.json::<Value>().await.unwrap() }
+            if r.status() == StatusCode::NO_CONTENT {
+                Value::Null
+            } else {
+                r.json::<Value>().await.unwrap()
+            }
         }
     };
-    let role = call(Method::POST, "/api/v1/roles".into(), json!({"name": "viewer", "permissions": ["customers:read"]})).await;
+    let role = call(
+        Method::POST,
+        "/api/v1/roles".into(),
+        json!({"name": "viewer", "permissions": ["customers:read"]}),
+    )
+    .await;
     let role_id = role["id"].as_i64().unwrap();
-    call(Method::PATCH, format!("/api/v1/roles/{role_id}"), json!({"permissions": ["customers:read", "audit:read"]})).await;
+    call(
+        Method::PATCH,
+        format!("/api/v1/roles/{role_id}"),
+        json!({"permissions": ["customers:read", "audit:read"]}),
+    )
+    .await;
     let user = call(Method::POST, "/api/v1/users".into(), json!({"name": "Vic", "email": "vic@a.example.com", "password": "a-long-password", "role_id": role_id})).await;
     let user_id = user["id"].as_i64().unwrap();
-    call(Method::PATCH, format!("/api/v1/users/{user_id}"), json!({"password": "another-long-password"})).await;
-    call(Method::DELETE, format!("/api/v1/users/{user_id}"), Value::Null).await;
-    call(Method::DELETE, format!("/api/v1/roles/{role_id}"), Value::Null).await;
-    let inv = call(Method::POST, "/api/v1/invitations".into(), json!({"email": "new@a.example.com", "role_id": role_id - 1})).await;
-    call(Method::DELETE, format!("/api/v1/invitations/{}", inv["invitation"]["id"]), Value::Null).await;
-    let acct = call(Method::POST, "/api/v1/channel-accounts".into(), json!({"kind": "waha", "name": "WAHA", "credentials": {"api_key": "waha-key-PLAINTEXT"}})).await;
+    call(
+        Method::PATCH,
+        format!("/api/v1/users/{user_id}"),
+        json!({"password": "another-long-password"}),
+    )
+    .await;
+    call(
+        Method::DELETE,
+        format!("/api/v1/users/{user_id}"),
+        Value::Null,
+    )
+    .await;
+    call(
+        Method::DELETE,
+        format!("/api/v1/roles/{role_id}"),
+        Value::Null,
+    )
+    .await;
+    let inv = call(
+        Method::POST,
+        "/api/v1/invitations".into(),
+        json!({"email": "new@a.example.com", "role_id": role_id - 1}),
+    )
+    .await;
+    call(
+        Method::DELETE,
+        format!("/api/v1/invitations/{}", inv["invitation"]["id"]),
+        Value::Null,
+    )
+    .await;
+    let acct = call(
+        Method::POST,
+        "/api/v1/channel-accounts".into(),
+        json!({"kind": "waha", "name": "WAHA", "credentials": {"api_key": "waha-key-PLAINTEXT"}}),
+    )
+    .await;
     let acct_id = acct["id"].as_i64().unwrap();
-    call(Method::PATCH, format!("/api/v1/channel-accounts/{acct_id}"), json!({"credentials": {"api_key": "waha-key-PLAINTEXT-2"}})).await;
-    call(Method::DELETE, format!("/api/v1/channel-accounts/{acct_id}"), Value::Null).await;
-    call(Method::PATCH, "/api/v1/company".into(), json!({"time_zone": "Europe/Berlin"})).await;
+    call(
+        Method::PATCH,
+        format!("/api/v1/channel-accounts/{acct_id}"),
+        json!({"credentials": {"api_key": "waha-key-PLAINTEXT-2"}}),
+    )
+    .await;
+    call(
+        Method::DELETE,
+        format!("/api/v1/channel-accounts/{acct_id}"),
+        Value::Null,
+    )
+    .await;
+    call(
+        Method::PATCH,
+        "/api/v1/company".into(),
+        json!({"time_zone": "Europe/Berlin"}),
+    )
+    .await;
 
-    let log: Value = s.req(Method::GET, "/api/v1/audit-logs?limit=200", t).send().await.unwrap().json().await.unwrap();
+    let log: Value = s
+        .req(Method::GET, "/api/v1/audit-logs?limit=200", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let items = log["items"].as_array().unwrap();
     let mut seen: Vec<(String, String)> = Vec::new();
     for item in items {
         assert_eq!(item["ip"], "127.0.0.1", "{item}");
         assert_eq!(item["user_agent"], "masterz-tests/1", "{item}");
         assert_eq!(item["actor_id"], a.admin.0, "{item}");
-        assert!(!item.to_string().contains("PLAINTEXT"), "secret in audit log: {item}");
-        assert!(!item.to_string().contains("a-long-password"), "password in audit log: {item}");
-        seen.push((item["action"].as_str().unwrap().into(), item["entity_type"].as_str().unwrap().into()));
+        assert!(
+            !item.to_string().contains("PLAINTEXT"),
+            "secret in audit log: {item}"
+        );
+        assert!(
+            !item.to_string().contains("a-long-password"),
+            "password in audit log: {item}"
+        );
+        seen.push((
+            item["action"].as_str().unwrap().into(),
+            item["entity_type"].as_str().unwrap().into(),
+        ));
     }
     for (action, entity) in [
-        ("create", "role"), ("update", "role"), ("delete", "role"),
-        ("create", "user"), ("update", "user"), ("delete", "user"),
-        ("create", "invitation"), ("delete", "invitation"),
-        ("create", "channel_account"), ("update", "channel_account"), ("delete", "channel_account"),
+        ("create", "role"),
+        ("update", "role"),
+        ("delete", "role"),
+        ("create", "user"),
+        ("update", "user"),
+        ("delete", "user"),
+        ("create", "invitation"),
+        ("delete", "invitation"),
+        ("create", "channel_account"),
+        ("update", "channel_account"),
+        ("delete", "channel_account"),
         ("update", "company"),
     ] {
-        assert!(seen.contains(&(action.into(), entity.into())), "no audit row for {action} {entity}: {seen:?}");
+        assert!(
+            seen.contains(&(action.into(), entity.into())),
+            "no audit row for {action} {entity}: {seen:?}"
+        );
     }
     // Filters.
-    let only: Value = s.req(Method::GET, "/api/v1/audit-logs?entity_type=role&action=create", t).send().await.unwrap().json().await.unwrap();
+    let only: Value = s
+        .req(
+            Method::GET,
+            "/api/v1/audit-logs?entity_type=role&action=create",
+            t,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(only["items"].as_array().unwrap().len(), 1);
-    let bad = s.req(Method::GET, "/api/v1/audit-logs?since=yesterday", t).send().await.unwrap();
+    let bad = s
+        .req(Method::GET, "/api/v1/audit-logs?since=yesterday", t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     // Agents cannot read the audit log.
-    let r = s.req(Method::GET, "/api/v1/audit-logs", &a.agent_token).send().await.unwrap();
+    let r = s
+        .req(Method::GET, "/api/v1/audit-logs", &a.agent_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 async fn credentials_never_leave_in_responses(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let secret = "EAAG-page-token-PLAINTEXT-7c1d";
     let r = s.req(Method::POST, "/api/v1/channel-accounts", &a.admin_token)
@@ -191,21 +410,56 @@ async fn credentials_never_leave_in_responses(backend: Backend) {
         .send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let created = r.text().await.unwrap();
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_i64().unwrap();
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let mut bodies = vec![created];
-    for path in [format!("/api/v1/channel-accounts/{id}"), "/api/v1/channel-accounts".into(), "/api/v1/audit-logs".into()] {
-        bodies.push(s.req(Method::GET, &path, &a.admin_token).send().await.unwrap().text().await.unwrap());
+    for path in [
+        format!("/api/v1/channel-accounts/{id}"),
+        "/api/v1/channel-accounts".into(),
+        "/api/v1/audit-logs".into(),
+    ] {
+        bodies.push(
+            s.req(Method::GET, &path, &a.admin_token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
     }
-    bodies.push(s.req(Method::PATCH, &format!("/api/v1/channel-accounts/{id}"), &a.admin_token)
-        .json(&json!({"name": "Page 2"})).send().await.unwrap().text().await.unwrap());
+    bodies.push(
+        s.req(
+            Method::PATCH,
+            &format!("/api/v1/channel-accounts/{id}"),
+            &a.admin_token,
+        )
+        .json(&json!({"name": "Page 2"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap(),
+    );
     for body in &bodies {
-        assert!(!body.contains("PLAINTEXT"), "credential in an API response: {body}");
+        assert!(
+            !body.contains("PLAINTEXT"),
+            "credential in an API response: {body}"
+        );
     }
-    assert!(bodies[1].contains("page_access_token"), "the names of the set fields are shown");
+    assert!(
+        bodies[1].contains("page_access_token"),
+        "the names of the set fields are shown"
+    );
     // The server can still read them (that is what it stores them for).
     let state = &s.server.as_ref().unwrap().state;
     let mut c = state.db.conn().await.unwrap();
-    let creds = masterz::store::channels::credentials(&mut c.ex(), &state.keyring, a.company, id).await.unwrap().unwrap();
+    let creds = masterz::store::channels::credentials(&mut c.ex(), &state.keyring, a.company, id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.expose()["page_access_token"], secret);
     drop(c);
 
@@ -215,10 +469,19 @@ async fn credentials_never_leave_in_responses(backend: Backend) {
         let db = s.stop().await;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.file_name().unwrap().to_string_lossy().starts_with("masterz.db") {
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("masterz.db")
+            {
                 let bytes = std::fs::read(&path).unwrap();
                 for needle in [secret.as_bytes(), b"PLAINTEXT".as_slice()] {
-                    assert!(!bytes.windows(needle.len()).any(|w| w == needle), "plaintext found in {}", path.display());
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle),
+                        "plaintext found in {}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -227,7 +490,9 @@ async fn credentials_never_leave_in_responses(backend: Backend) {
 }
 
 async fn bad_input_gets_a_clear_error_never_500(backend: Backend) {
-    let Some(s) = TestServer::start_with(backend, |c| c.max_body_bytes = 4096).await else { return };
+    let Some(s) = TestServer::start_with(backend, |c| c.max_body_bytes = 4096).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let t = &a.admin_token;
     let raw = |method: Method, path: &'static str, ctype: Option<&'static str>, body: Vec<u8>| {
@@ -240,11 +505,24 @@ async fn bad_input_gets_a_clear_error_never_500(backend: Backend) {
             let r = rb.send().await.unwrap();
             let status = r.status();
             let body: Value = r.json().await.unwrap_or(Value::Null);
-            (status, body["error"]["code"].as_str().unwrap_or("<no JSON error body>").to_owned())
+            (
+                status,
+                body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("<no JSON error body>")
+                    .to_owned(),
+            )
         }
     };
     let json_ct = Some("application/json");
-    type Case = (Method, &'static str, Option<&'static str>, Vec<u8>, StatusCode, &'static str);
+    type Case = (
+        Method,
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        StatusCode,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (Method::POST, "/api/v1/customers", json_ct, b"{\"display_name\":".to_vec(), StatusCode::BAD_REQUEST, "malformed_json"),
         (Method::POST, "/api/v1/customers", json_ct, b"\xff\xfe".to_vec(), StatusCode::BAD_REQUEST, "malformed_json"),
@@ -269,124 +547,513 @@ async fn bad_input_gets_a_clear_error_never_500(backend: Backend) {
     ];
     for (method, path, ctype, body, want_status, want_code) in cases {
         let (status, code) = raw(method.clone(), path, ctype, body).await;
-        assert_eq!((status, code.as_str()), (want_status, want_code), "{method} {path}");
+        assert_eq!(
+            (status, code.as_str()),
+            (want_status, want_code),
+            "{method} {path}"
+        );
     }
     // A duplicate is a conflict, not a crash; and nothing was lost on the way.
     let body = json!({"identities": [{"kind": "phone", "external_id": "+49 151 0000 0001"}]});
-    let first = s.req(Method::POST, "/api/v1/customers", t).json(&body).send().await.unwrap();
+    let first = s
+        .req(Method::POST, "/api/v1/customers", t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
-    let second = s.req(Method::POST, "/api/v1/customers", t).json(&body).send().await.unwrap();
+    let second = s
+        .req(Method::POST, "/api/v1/customers", t)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), StatusCode::CONFLICT);
-    let list: Value = s.req(Method::GET, "/api/v1/customers", t).send().await.unwrap().json().await.unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 1, "the failed create left nothing half-written");
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(!metrics.contains("status=\"500\""), "a request ended in 500:\n{metrics}");
+    let list: Value = s
+        .req(Method::GET, "/api/v1/customers", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "the failed create left nothing half-written"
+    );
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("status=\"500\""),
+        "a request ended in 500:\n{metrics}"
+    );
 }
 
 async fn invitations_set_a_password_once(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
-    let roles: Value = s.req(Method::GET, "/api/v1/roles", &a.admin_token).send().await.unwrap().json().await.unwrap();
-    let agent_role = roles.as_array().unwrap().iter().find(|r| r["name"] == "agent").unwrap()["id"].as_i64().unwrap();
-    let r = s.req(Method::POST, "/api/v1/invitations", &a.admin_token)
-        .json(&json!({"email": "Newbie@A.example.com", "name": "Newbie", "role_id": agent_role})).send().await.unwrap();
+    let roles: Value = s
+        .req(Method::GET, "/api/v1/roles", &a.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent_role = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "agent")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = s
+        .req(Method::POST, "/api/v1/invitations", &a.admin_token)
+        .json(&json!({"email": "Newbie@A.example.com", "name": "Newbie", "role_id": agent_role}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let inv: Value = r.json().await.unwrap();
     let token = inv["token"].as_str().unwrap().to_owned();
     assert!(inv["accept_url"].as_str().unwrap().contains(&token));
     // Only the hash is stored.
-    let listed = s.req(Method::GET, "/api/v1/invitations", &a.admin_token).send().await.unwrap().text().await.unwrap();
+    let listed = s
+        .req(Method::GET, "/api/v1/invitations", &a.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!listed.contains(&token));
     // Accepting needs no login; a short password is refused and uses nothing up.
     let accept = |password: &'static str| {
         let s = &s;
         let token = token.clone();
-        async move { s.http.post(s.url("/api/v1/invitations/accept")).json(&json!({"token": token, "password": password})).send().await.unwrap() }
+        async move {
+            s.http
+                .post(s.url("/api/v1/invitations/accept"))
+                .json(&json!({"token": token, "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
     };
-    assert_eq!(accept("short").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        accept("short").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     let ok = accept("newbie-password").await;
     assert_eq!(ok.status(), StatusCode::CREATED);
     let user: Value = ok.json().await.unwrap();
     assert_eq!(user["email"], "newbie@a.example.com");
     assert_eq!(user["role_id"], agent_role);
-    assert_eq!(accept("newbie-password").await.status(), StatusCode::NOT_FOUND, "a token works once");
-    assert_eq!(login(&s, "newbie@a.example.com", "newbie-password").await.status(), StatusCode::OK);
+    assert_eq!(
+        accept("newbie-password").await.status(),
+        StatusCode::NOT_FOUND,
+        "a token works once"
+    );
+    assert_eq!(
+        login(&s, "newbie@a.example.com", "newbie-password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
     // Inviting an existing user is a conflict.
-    let r = s.req(Method::POST, "/api/v1/invitations", &a.admin_token)
-        .json(&json!({"email": a.agent_email, "role_id": agent_role})).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/api/v1/invitations", &a.admin_token)
+        .json(&json!({"email": a.agent_email, "role_id": agent_role}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 
 async fn customers_timeline_and_merge_through_the_api(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let t = &a.agent_token;
-    let r = s.req(Method::POST, "/api/v1/customers", t).json(&json!({"display_name": "Ann"})).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/api/v1/customers", t)
+        .json(&json!({"display_name": "Ann"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let ann: Value = r.json().await.unwrap();
     let ann_id = ann["id"].as_i64().unwrap();
-    let caller: Value = s.req(Method::POST, "/api/v1/customers", t)
-        .json(&json!({"identities": [{"kind": "phone", "external_id": "0049 151 2345 6789"}]})).send().await.unwrap().json().await.unwrap();
+    let caller: Value = s
+        .req(Method::POST, "/api/v1/customers", t)
+        .json(&json!({"identities": [{"kind": "phone", "external_id": "0049 151 2345 6789"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(caller["identities"][0]["external_id"], "+4915123456789");
     let caller_id = caller["id"].as_i64().unwrap();
     // Search by the number as people type it.
     for q in ["+49 151 2345 6789", "0151 2345", "23456789"] {
-        let found: Value = s.req(Method::GET, "/api/v1/customers", t).query(&[("q", q)]).send().await.unwrap().json().await.unwrap();
+        let found: Value = s
+            .req(Method::GET, "/api/v1/customers", t)
+            .query(&[("q", q)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(found["items"][0]["id"], caller_id, "search {q:?}");
     }
-    let conv: Value = s.req(Method::POST, "/api/v1/conversations", t).json(&json!({"customer_id": caller_id, "assignee_id": a.agent})).send().await.unwrap().json().await.unwrap();
-    let note = s.req(Method::POST, &format!("/api/v1/customers/{caller_id}/notes"), t)
-        .json(&json!({"body": "called about invoice", "conversation_id": conv["id"]})).send().await.unwrap();
+    let conv: Value = s
+        .req(Method::POST, "/api/v1/conversations", t)
+        .json(&json!({"customer_id": caller_id, "assignee_id": a.agent}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let note = s
+        .req(
+            Method::POST,
+            &format!("/api/v1/customers/{caller_id}/notes"),
+            t,
+        )
+        .json(&json!({"body": "called about invoice", "conversation_id": conv["id"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(note.status(), StatusCode::CREATED);
-    let mine: Value = s.req(Method::GET, "/api/v1/conversations?assignee=me", t).send().await.unwrap().json().await.unwrap();
+    let mine: Value = s
+        .req(Method::GET, "/api/v1/conversations?assignee=me", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(mine["items"][0]["id"], conv["id"]);
-    let patched: Value = s.req(Method::PATCH, &format!("/api/v1/conversations/{}", conv["id"]), t)
-        .json(&json!({"status": "resolved", "assignee_id": null})).send().await.unwrap().json().await.unwrap();
-    assert_eq!((patched["status"].as_str(), patched["assignee_id"].is_null()), (Some("resolved"), true));
+    let patched: Value = s
+        .req(
+            Method::PATCH,
+            &format!("/api/v1/conversations/{}", conv["id"]),
+            t,
+        )
+        .json(&json!({"status": "resolved", "assignee_id": null}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (patched["status"].as_str(), patched["assignee_id"].is_null()),
+        (Some("resolved"), true)
+    );
 
     // Merging is customers:write, which agents have.
-    let merged = s.req(Method::POST, &format!("/api/v1/customers/{ann_id}/merge"), t)
-        .json(&json!({"source_customer_id": caller_id})).send().await.unwrap();
+    let merged = s
+        .req(
+            Method::POST,
+            &format!("/api/v1/customers/{ann_id}/merge"),
+            t,
+        )
+        .json(&json!({"source_customer_id": caller_id}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(merged.status(), StatusCode::OK);
     let merged: Value = merged.json().await.unwrap();
     assert_eq!(merged["moved"]["identities"], 1);
-    assert_eq!(merged["customer"]["identities"][0]["external_id"], "+4915123456789");
-    let timeline: Value = s.req(Method::GET, &format!("/api/v1/customers/{ann_id}/timeline"), t).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        merged["customer"]["identities"][0]["external_id"],
+        "+4915123456789"
+    );
+    let timeline: Value = s
+        .req(
+            Method::GET,
+            &format!("/api/v1/customers/{ann_id}/timeline"),
+            t,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(timeline["items"][0]["kind"], "note");
     assert_eq!(timeline["items"][0]["body"], "called about invoice");
-    let old: Value = s.req(Method::GET, &format!("/api/v1/customers/{caller_id}"), t).send().await.unwrap().json().await.unwrap();
+    let old: Value = s
+        .req(Method::GET, &format!("/api/v1/customers/{caller_id}"), t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(old["merged_into_id"], ann_id);
-    let again = s.req(Method::POST, &format!("/api/v1/customers/{ann_id}/merge"), t).json(&json!({"source_customer_id": caller_id})).send().await.unwrap();
+    let again = s
+        .req(
+            Method::POST,
+            &format!("/api/v1/customers/{ann_id}/merge"),
+            t,
+        )
+        .json(&json!({"source_customer_id": caller_id}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
 
     // Deleting needs customers:delete, which agents lack; admins have it.
-    assert_eq!(s.req(Method::DELETE, &format!("/api/v1/customers/{ann_id}"), t).send().await.unwrap().status(), StatusCode::FORBIDDEN);
-    assert_eq!(s.req(Method::DELETE, &format!("/api/v1/customers/{ann_id}"), &a.admin_token).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(s.req(Method::GET, &format!("/api/v1/customers/{ann_id}/timeline"), t).send().await.unwrap().status(), StatusCode::NOT_FOUND);
-    assert_eq!(s.req(Method::GET, &format!("/api/v1/conversations/{}", conv["id"]), t).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.req(Method::DELETE, &format!("/api/v1/customers/{ann_id}"), t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.req(
+            Method::DELETE,
+            &format!("/api/v1/customers/{ann_id}"),
+            &a.admin_token
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.req(
+            Method::GET,
+            &format!("/api/v1/customers/{ann_id}/timeline"),
+            t
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.req(
+            Method::GET,
+            &format!("/api/v1/conversations/{}", conv["id"]),
+            t
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn passwords_use_cost_12_and_laravel_hashes_log_in(backend: Backend) {
-    let Some(s) = TestServer::start(backend).await else { return };
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
     let a = seed_tenant(s.store(), "a").await;
     let mut c = s.store().conn().await.unwrap();
-    let role = masterz::store::users::role_by_name(&mut c.ex(), a.company, "agent").await.unwrap().unwrap();
+    let role = masterz::store::users::role_by_name(&mut c.ex(), a.company, "agent")
+        .await
+        .unwrap()
+        .unwrap();
     drop(c);
     let r = s.req(Method::POST, "/api/v1/users", &a.admin_token)
         .json(&json!({"name": "Cost", "email": "cost@a.example.com", "password": "cost-twelve-pw", "role_id": role.id}))
         .send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let mut c = s.store().conn().await.unwrap();
-    let stored = masterz::store::users::login_user(&mut c.ex(), "cost@a.example.com").await.unwrap().unwrap();
-    assert!(stored.password_hash.starts_with("$2b$12$"), "{}", stored.password_hash);
+    let stored = masterz::store::users::login_user(&mut c.ex(), "cost@a.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.password_hash.starts_with("$2b$12$"),
+        "{}",
+        stored.password_hash
+    );
     assert_eq!(masterz::auth::hash_cost(&stored.password_hash), Some(12));
 
     // A user imported from a Laravel install keeps their `$2y$` hash and logs in with it.
     let laravel = "$2y$12$5gvgLkK.57fvicP27wu9cuAbiNqBx70xf9Xb9UiPrNCyTrrDVOlqq"; // "password"
-    masterz::store::users::create_user(&mut c.ex(), a.company, &masterz::store::users::NewUser {
-        role_id: role.id, name: "Imported", email: "imported@a.example.com", password_hash: laravel, avatar_url: None,
-    }).await.unwrap();
+    masterz::store::users::create_user(
+        &mut c.ex(),
+        a.company,
+        &masterz::store::users::NewUser {
+            role_id: role.id,
+            name: "Imported",
+            email: "imported@a.example.com",
+            password_hash: laravel,
+            avatar_url: None,
+        },
+    )
+    .await
+    .unwrap();
     drop(c);
-    assert_eq!(login(&s, "imported@a.example.com", "password").await.status(), StatusCode::OK);
-    assert_eq!(login(&s, "imported@a.example.com", "Password").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(&s, "imported@a.example.com", "password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        login(&s, "imported@a.example.com", "Password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn nobody_grants_more_than_they_have(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let a = seed_tenant(s.store(), "a").await;
+    // A user manager (users:* and roles:*) who is not an admin.
+    let mgr_role: Value = s.req(Method::POST, "/api/v1/roles", &a.admin_token)
+        .json(&json!({"name": "manager", "permissions": ["users:read", "users:write", "roles:read", "roles:write", "tokens:write"]}))
+        .send().await.unwrap().json().await.unwrap();
+    let mgr: Value = s.req(Method::POST, "/api/v1/users", &a.admin_token)
+        .json(&json!({"name": "M", "email": "m@a.example.com", "password": "manager-password", "role_id": mgr_role["id"]}))
+        .send().await.unwrap().json().await.unwrap();
+    let token: Value = {
+        let resp = login(&s, "m@a.example.com", "manager-password").await;
+        let cookie = session_cookie(&resp);
+        s.http
+            .post(s.url("/api/v1/api-tokens"))
+            .header("cookie", cookie)
+            .json(&json!({"name": "m"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let t = token["token"].as_str().unwrap();
+    let roles: Value = s
+        .req(Method::GET, "/api/v1/roles", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin_role = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "admin")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // Cannot make themselves admin, create an admin, invite one, or widen their own role.
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/users/{}", mgr["id"]), t)
+        .json(&json!({"role_id": admin_role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s.req(Method::POST, "/api/v1/users", t)
+        .json(&json!({"name": "X", "email": "x@a.example.com", "password": "x-password-x", "role_id": admin_role})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .req(Method::POST, "/api/v1/invitations", t)
+        .json(&json!({"email": "y@a.example.com", "role_id": admin_role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s.req(Method::PATCH, &format!("/api/v1/roles/{}", mgr_role["id"]), t)
+        .json(&json!({"permissions": ["users:read", "users:write", "roles:read", "roles:write", "audit:read"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .req(Method::POST, "/api/v1/roles", t)
+        .json(&json!({"name": "wide", "permissions": ["customers:delete"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // What they do hold, they can hand out.
+    let r = s
+        .req(Method::POST, "/api/v1/roles", t)
+        .json(&json!({"name": "reader", "permissions": ["users:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // The last admin cannot be demoted or deleted; with a second admin, they can.
+    let agent_role = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "agent")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = s
+        .req(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", a.admin),
+            &a.admin_token,
+        )
+        .json(&json!({"role_id": agent_role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let second: Value = s.req(Method::POST, "/api/v1/users", &a.admin_token)
+        .json(&json!({"name": "A2", "email": "a2@a.example.com", "password": "second-admin-pw", "role_id": admin_role})).send().await.unwrap().json().await.unwrap();
+    let r = s
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", second["id"]),
+            &a.admin_token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The admin role keeps every permission.
+    let r = s
+        .req(
+            Method::PATCH,
+            &format!("/api/v1/roles/{admin_role}"),
+            &a.admin_token,
+        )
+        .json(&json!({"permissions": ["users:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // A wrong method answers 405 with a JSON body.
+    let r = s
+        .req(Method::PUT, "/api/v1/customers", &a.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(r).await, "method_not_allowed");
 }

@@ -68,7 +68,11 @@ const fn ulaw_decode(code: u8) -> i16 {
     let u = !code;
     let t = (((u & 0x0F) as i32) << 3) + ULAW_BIAS;
     let t = t << ((u & 0x70) >> 4);
-    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
+    (if u & 0x80 != 0 {
+        ULAW_BIAS - t
+    } else {
+        t - ULAW_BIAS
+    }) as i16
 }
 
 const fn alaw_decode(code: u8) -> i16 {
@@ -118,10 +122,18 @@ mod tests {
     #[test]
     fn every_code_survives_decode_then_encode() {
         for code in 0..=255u8 {
-            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "A-law {code:#04x}");
+            assert_eq!(
+                linear_to_alaw(alaw_to_linear(code)),
+                code,
+                "A-law {code:#04x}"
+            );
             // µ-law has two zeros (0x7F and 0xFF); both decode to 0, which encodes as 0xFF.
             let want = if code == 0x7F { 0xFF } else { code };
-            assert_eq!(linear_to_ulaw(ulaw_to_linear(code)), want, "µ-law {code:#04x}");
+            assert_eq!(
+                linear_to_ulaw(ulaw_to_linear(code)),
+                want,
+                "µ-law {code:#04x}"
+            );
         }
     }
 

@@ -35,7 +35,15 @@ mod tests {
 
     #[test]
     fn layout_is_by_company_then_date() {
-        let p = recording_path(7, Date { year: 2026, month: 3, day: 9 }, 42);
+        let p = recording_path(
+            7,
+            Date {
+                year: 2026,
+                month: 3,
+                day: 9,
+            },
+            42,
+        );
         assert_eq!(p, PathBuf::from("recordings/7/2026/03/09/call-42.wav"));
         assert!(p.starts_with(company_dir(7)));
     }

@@ -18,7 +18,10 @@ const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 fn random_token(rng: &mut dyn RandomSource, n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rng.fill(&mut bytes);
-    bytes.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .collect()
 }
 
 macro_rules! ident {
@@ -113,7 +116,11 @@ mod tests {
         assert_ne!(t1, t2);
         let id = CallId::generate(&mut rng, "pbx.example.com");
         assert!(id.as_str().ends_with("@pbx.example.com"));
-        assert!(id.as_str().bytes().all(|c| c.is_ascii_alphanumeric() || c == b'@' || c == b'.'));
+        assert!(
+            id.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'@' || c == b'.')
+        );
         assert!(!Branch::is_rfc3261("1234"));
     }
 }

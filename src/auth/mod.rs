@@ -18,7 +18,9 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     /// Too short or too long.
-    #[error("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_BYTES} bytes long")]
+    #[error(
+        "password must have at least {MIN_PASSWORD_CHARS} characters and at most {MAX_PASSWORD_BYTES} bytes"
+    )]
     Length,
     /// bcrypt failed.
     #[error("password hashing failed: {0}")]

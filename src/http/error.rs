@@ -44,22 +44,39 @@ pub struct ErrorDetail {
 impl ApiError {
     /// An error with the given status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 404: the resource does not exist or belongs to another company.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 401: no valid credentials.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "authentication required")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication required",
+        )
     }
 
     /// 403: the role lacks a permission.
     pub fn forbidden(p: Permission) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("permission {p} required"))
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("permission {p} required"),
+        )
     }
 
     /// 400: the request is malformed.
@@ -69,7 +86,11 @@ impl ApiError {
 
     /// 422: a field has a value that is well-formed but not acceptable.
     pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("{field}: {message}"))
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {message}"),
+        )
     }
 
     /// 409: conflicts with the current state.
@@ -91,7 +112,11 @@ impl ApiError {
     /// 500: logs `cause` and answers without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// The status.
@@ -103,11 +128,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response
@@ -122,7 +152,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => Self::conflict("a record with the same unique value exists"),
-            StoreError::Reference(_) => Self::conflict("the record is referenced by or refers to another record"),
+            StoreError::Reference(_) => {
+                Self::conflict("the record is referenced by or refers to another record")
+            }
             other => Self::internal(other),
         }
     }

@@ -30,7 +30,10 @@ pub struct ClientMeta {
 impl FromRequestParts<Arc<AppState>> for ClientMeta {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
         Ok(client_meta(parts, state))
     }
 }
@@ -103,7 +106,11 @@ pub struct Auth {
 impl Auth {
     /// Requires a permission of the user's role: 403 otherwise.
     pub fn require(&self, p: Permission) -> Result<(), ApiError> {
-        if self.principal.can(p) { Ok(()) } else { Err(ApiError::forbidden(p)) }
+        if self.principal.can(p) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(p))
+        }
     }
 
     /// The company scope of this request.
@@ -125,13 +132,19 @@ impl Auth {
 impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
         let meta = client_meta(parts, state);
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let mut conn = state.db.conn().await?;
         let principal = if let Some(token) = bearer {
@@ -146,18 +159,89 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             None
         };
         let principal = principal.ok_or_else(ApiError::unauthorized)?;
-        Ok(Self { principal: principal.into(), meta })
+        Ok(Self {
+            principal: principal.into(),
+            meta,
+        })
     }
 }
 
 impl axum::extract::OptionalFromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Option<Self>, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Option<Self>, ApiError> {
         match <Auth as FromRequestParts<Arc<AppState>>>::from_request_parts(parts, state).await {
             Ok(auth) => Ok(Some(auth)),
             Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A permission a route requires, as a type, so the check runs as an extractor: before the path,
+/// query and body are parsed, and an unauthorised caller learns nothing about the request format.
+pub trait Requirement {
+    /// The permission.
+    const PERMISSION: Permission;
+}
+
+/// The permissions as types, for [`Authz`].
+pub mod perm {
+    use super::{Permission, Requirement};
+
+    macro_rules! requirements {
+        ($($name:ident),* $(,)?) => {$(
+            #[doc = concat!("Requires [`Permission::", stringify!($name), "`].")]
+            pub struct $name;
+            impl Requirement for $name {
+                const PERMISSION: Permission = Permission::$name;
+            }
+        )*};
+    }
+
+    requirements!(
+        CompanyRead,
+        CompanyWrite,
+        UsersRead,
+        UsersWrite,
+        RolesRead,
+        RolesWrite,
+        CustomersRead,
+        CustomersWrite,
+        CustomersDelete,
+        ConversationsRead,
+        ConversationsWrite,
+        ChannelsRead,
+        ChannelsWrite,
+        AuditRead,
+        TokensWrite,
+    );
+}
+
+/// An authenticated request whose role has `R`'s permission: 401 without credentials, 403
+/// without the permission.
+pub struct Authz<R>(pub Auth, std::marker::PhantomData<R>);
+
+impl<R> std::ops::Deref for Authz<R> {
+    type Target = Auth;
+    fn deref(&self) -> &Auth {
+        &self.0
+    }
+}
+
+impl<R: Requirement + Send + Sync> FromRequestParts<Arc<AppState>> for Authz<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let auth =
+            <Auth as FromRequestParts<Arc<AppState>>>::from_request_parts(parts, state).await?;
+        auth.require(R::PERMISSION)?;
+        Ok(Self(auth, std::marker::PhantomData))
     }
 }

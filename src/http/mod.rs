@@ -41,12 +41,14 @@ pub struct AppState {
     pub login_by_account: RateLimiter,
     /// Metrics.
     pub metrics: Metrics,
+    /// Base URL for links this server hands out (`public_url`, or the bound address).
+    pub public_base: String,
     openapi: OnceLock<String>,
 }
 
 impl AppState {
-    /// State for a server on `db` with `keyring` and `config`.
-    pub fn new(db: Db, keyring: Keyring, config: Config) -> Self {
+    /// State for a server on `db` with `keyring` and `config`, reachable at `public_base`.
+    pub fn new(db: Db, keyring: Keyring, config: Config, public_base: String) -> Self {
         let window = Duration::from_secs(config.login_window_secs);
         Self {
             login_by_ip: RateLimiter::new(config.login_max_failures_per_ip, window),
@@ -55,6 +57,7 @@ impl AppState {
             keyring,
             config,
             metrics: Metrics::default(),
+            public_base,
             openapi: OnceLock::new(),
         }
     }
@@ -104,18 +107,17 @@ pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_bytes;
     router
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                // The route template, not the URI: paths and queries can carry personal data.
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", |m| m.as_str());
-                tracing::info_span!("http", method = %req.method(), route)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // The route template, not the URI: paths and queries can carry personal data.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |m| m.as_str());
+            tracing::info_span!("http", method = %req.method(), route)
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("request handler panicked").into_response()
         }))
@@ -140,6 +142,14 @@ async fn fallback() -> ApiError {
     ApiError::not_found("route")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "alive", body = String)))]
@@ -156,9 +166,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
         Ok(Ok(())) => Ok("ready"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database unreachable"))
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "database unreachable",
+            ))
         }
-        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "database timed out")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "database timed out",
+        )),
     }
 }
 
@@ -167,7 +185,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

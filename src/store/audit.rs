@@ -56,7 +56,12 @@ pub struct Actor {
 impl Actor {
     /// The operator at the command line.
     pub fn cli() -> Self {
-        Self { user_id: None, label: "cli".into(), ip: None, user_agent: None }
+        Self {
+            user_id: None,
+            label: "cli".into(),
+            ip: None,
+            user_agent: None,
+        }
     }
 }
 
@@ -70,11 +75,22 @@ pub async fn record(
     entity_id: Option<i64>,
     changes: &serde_json::Value,
 ) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "INSERT INTO audit_logs (company_id, actor_id, actor_label, action, entity_type, entity_id, ip, \
            user_agent, changes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        company, actor.user_id, &actor.label, action, entity_type, entity_id, actor.ip.as_deref(),
-        actor.user_agent.as_deref(), changes.to_string(), now_ms())?;
+        company,
+        actor.user_id,
+        &actor.label,
+        action,
+        entity_type,
+        entity_id,
+        actor.ip.as_deref(),
+        actor.user_agent.as_deref(),
+        changes.to_string(),
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -98,8 +114,16 @@ pub struct Filter {
 }
 
 /// Lists audit entries, newest first.
-pub async fn list(ex: &mut Ex<'_>, company: CompanyId, f: &Filter, limit: i64) -> Result<Vec<AuditEntry>> {
-    let sql = concat!("SELECT ", columns!(), " FROM audit_logs WHERE company_id = $1 \
+pub async fn list(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    f: &Filter,
+    limit: i64,
+) -> Result<Vec<AuditEntry>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_logs WHERE company_id = $1 \
          AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
          AND (CAST($3 AS TEXT) IS NULL OR entity_type = $3) \
          AND (CAST($4 AS BIGINT) IS NULL OR entity_id = $4) \
@@ -107,14 +131,21 @@ pub async fn list(ex: &mut Ex<'_>, company: CompanyId, f: &Filter, limit: i64) -
          AND (CAST($6 AS BIGINT) IS NULL OR created_at >= $6) \
          AND (CAST($7 AS BIGINT) IS NULL OR created_at < $7) \
          AND (CAST($8 AS BIGINT) IS NULL OR id < $8) \
-         ORDER BY id DESC LIMIT $9");
-    Ok(q!(ex, all AuditEntry, sql, company, f.action.as_deref(), f.entity_type.as_deref(),
-        f.entity_id, f.actor_id, f.since, f.until, f.before_id, limit)?)
+         ORDER BY id DESC LIMIT $9"
+    );
+    Ok(
+        q!(ex, all AuditEntry, sql, company, f.action.as_deref(), f.entity_type.as_deref(),
+        f.entity_id, f.actor_id, f.since, f.until, f.before_id, limit)?,
+    )
 }
 
 /// The audit entry `id` of `company`.
 pub async fn get(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<AuditEntry>> {
-    let sql = concat!("SELECT ", columns!(), " FROM audit_logs WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM audit_logs WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt AuditEntry, sql, company, id)?)
 }
 
@@ -127,7 +158,13 @@ pub async fn count(ex: &mut Ex<'_>, company: CompanyId) -> Result<i64> {
 pub fn redact(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     const SECRET_WORDS: &[&str] = &[
-        "password", "secret", "token", "key", "credential", "authorization", "signature",
+        "password",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "authorization",
+        "signature",
     ];
     match value {
         Value::Object(map) => Value::Object(

@@ -33,10 +33,19 @@ pub async fn record_login(
     user_agent: Option<&str>,
     outcome: &str,
 ) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "INSERT INTO login_events (company_id, user_id, email, ip, user_agent, outcome, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        company, user, email, ip, user_agent, outcome, now_ms())?;
+        company,
+        user,
+        email,
+        ip,
+        user_agent,
+        outcome,
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -60,7 +69,12 @@ pub struct LoginEvent {
 }
 
 /// The login history of one user, newest first.
-pub async fn login_events(ex: &mut Ex<'_>, company: CompanyId, user: UserId, limit: i64) -> Result<Vec<LoginEvent>> {
+pub async fn login_events(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+    limit: i64,
+) -> Result<Vec<LoginEvent>> {
     Ok(q!(ex, all LoginEvent,
         "SELECT id, user_id, email, ip, user_agent, outcome, created_at FROM login_events \
          WHERE company_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3",
@@ -98,9 +112,15 @@ pub async fn session_principal(ex: &mut Ex<'_>, token_hash: &str) -> Result<Opti
 /// Notes that a session was used now, from `ip` (P4); at most once a minute per session.
 pub async fn touch_session(ex: &mut Ex<'_>, id: i64, ip: &str) -> Result<()> {
     let now = now_ms();
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE sessions SET last_seen_at = $2, ip = $3 WHERE id = $1 AND last_seen_at < $4",
-        id, now, ip, now - 60_000)?;
+        id,
+        now,
+        ip,
+        now - 60_000
+    )?;
     Ok(())
 }
 
@@ -112,12 +132,22 @@ pub async fn delete_session(ex: &mut Ex<'_>, id: i64) -> Result<()> {
 
 /// Ends every session of a user (after a password reset).
 pub async fn delete_user_sessions(ex: &mut Ex<'_>, user: UserId) -> Result<u64> {
-    Ok(q!(ex, exec, "DELETE FROM sessions WHERE user_id = $1", user)?)
+    Ok(q!(
+        ex,
+        exec,
+        "DELETE FROM sessions WHERE user_id = $1",
+        user
+    )?)
 }
 
 /// Removes expired sessions.
 pub async fn prune_sessions(ex: &mut Ex<'_>) -> Result<u64> {
-    Ok(q!(ex, exec, "DELETE FROM sessions WHERE expires_at <= $1", now_ms())?)
+    Ok(q!(
+        ex,
+        exec,
+        "DELETE FROM sessions WHERE expires_at <= $1",
+        now_ms()
+    )?)
 }
 
 /// An API token (its hash is never shown).
@@ -136,7 +166,13 @@ pub struct ApiToken {
 }
 
 /// Stores a new API token for `user`.
-pub async fn create_token(ex: &mut Ex<'_>, company: CompanyId, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken> {
+pub async fn create_token(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+    name: &str,
+    token_hash: &str,
+) -> Result<ApiToken> {
     let id = q!(ex, scalar i64,
         "INSERT INTO api_tokens (company_id, user_id, name, token_hash, created_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -146,7 +182,11 @@ pub async fn create_token(ex: &mut Ex<'_>, company: CompanyId, user: UserId, nam
 }
 
 /// The API tokens of `user`.
-pub async fn list_tokens(ex: &mut Ex<'_>, company: CompanyId, user: UserId) -> Result<Vec<ApiToken>> {
+pub async fn list_tokens(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+) -> Result<Vec<ApiToken>> {
     Ok(q!(ex, all ApiToken,
         "SELECT id, user_id, name, last_used_at, created_at FROM api_tokens \
          WHERE company_id = $1 AND user_id = $2 ORDER BY id",
@@ -154,9 +194,20 @@ pub async fn list_tokens(ex: &mut Ex<'_>, company: CompanyId, user: UserId) -> R
 }
 
 /// Revokes one of `user`'s tokens.
-pub async fn delete_token(ex: &mut Ex<'_>, company: CompanyId, user: UserId, id: i64) -> Result<bool> {
-    let n = q!(ex, exec,
-        "DELETE FROM api_tokens WHERE company_id = $1 AND user_id = $2 AND id = $3", company, user, id)?;
+pub async fn delete_token(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+    id: i64,
+) -> Result<bool> {
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM api_tokens WHERE company_id = $1 AND user_id = $2 AND id = $3",
+        company,
+        user,
+        id
+    )?;
     Ok(n > 0)
 }
 
@@ -171,9 +222,14 @@ pub async fn token_principal(ex: &mut Ex<'_>, token_hash: &str) -> Result<Option
         token_hash)?;
     if let Some(p) = &principal {
         let now = now_ms();
-        q!(ex, exec,
+        q!(
+            ex,
+            exec,
             "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
-            p.token_id, now, now - 60_000)?;
+            p.token_id,
+            now,
+            now - 60_000
+        )?;
     }
     Ok(principal)
 }

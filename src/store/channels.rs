@@ -47,11 +47,18 @@ macro_rules! columns {
 }
 
 /// Encrypts a credentials object; returns the ciphertext and the space-separated key names.
-pub fn seal(keyring: &Keyring, credentials: &serde_json::Map<String, serde_json::Value>) -> Result<(String, String)> {
+pub fn seal(
+    keyring: &Keyring,
+    credentials: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(String, String)> {
     let mut names: Vec<&str> = credentials.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let plaintext = serde_json::to_vec(credentials).map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-    Ok((keyring.encrypt(&plaintext, CREDENTIALS_AAD)?, names.join(" ")))
+    let plaintext = serde_json::to_vec(credentials)
+        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
+    Ok((
+        keyring.encrypt(&plaintext, CREDENTIALS_AAD)?,
+        names.join(" "),
+    ))
 }
 
 /// Creates a channel account; `sealed` comes from [`seal`].
@@ -70,18 +77,32 @@ pub async fn create(
         "INSERT INTO channel_accounts (company_id, kind, name, external_id, settings, credentials, credential_keys, \
            created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
         company, kind, name, external_id, settings.to_string(), cipher, keys, now)?;
-    get(ex, company, id).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    get(ex, company, id)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
 /// The channel account `id` of `company`.
 pub async fn get(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<ChannelAccount>> {
-    let sql = concat!("SELECT ", columns!(), " FROM channel_accounts WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM channel_accounts WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt ChannelAccount, sql, company, id)?)
 }
 
 /// The channel accounts of `company`, optionally of one kind.
-pub async fn list(ex: &mut Ex<'_>, company: CompanyId, kind: Option<&str>) -> Result<Vec<ChannelAccount>> {
-    let sql = concat!("SELECT ", columns!(), " FROM channel_accounts WHERE company_id = $1 AND (CAST($2 AS TEXT) IS NULL OR kind = $2) ORDER BY id");
+pub async fn list(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    kind: Option<&str>,
+) -> Result<Vec<ChannelAccount>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM channel_accounts WHERE company_id = $1 AND (CAST($2 AS TEXT) IS NULL OR kind = $2) ORDER BY id"
+    );
     Ok(q!(ex, all ChannelAccount, sql, company, kind)?)
 }
 
@@ -99,15 +120,26 @@ pub async fn update(
         Some((c, k)) => (true, Some(c), Some(k)),
         None => (false, None, None),
     };
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE channel_accounts SET name = COALESCE($3, name), \
            external_id = CASE WHEN $4 THEN $5 ELSE external_id END, \
            settings = COALESCE($6, settings), \
            credentials = CASE WHEN $7 THEN $8 ELSE credentials END, \
            credential_keys = COALESCE($9, credential_keys), updated_at = $10 \
          WHERE company_id = $1 AND id = $2",
-        company, id, name, external_id.is_some(), external_id.flatten(),
-        settings.map(|s| s.to_string()), set_creds, cipher, keys, now_ms())?;
+        company,
+        id,
+        name,
+        external_id.is_some(),
+        external_id.flatten(),
+        settings.map(|s| s.to_string()),
+        set_creds,
+        cipher,
+        keys,
+        now_ms()
+    )?;
     if n == 0 {
         return Ok(None);
     }
@@ -116,7 +148,13 @@ pub async fn update(
 
 /// Deletes a channel account.
 pub async fn delete(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<bool> {
-    let n = q!(ex, exec, "DELETE FROM channel_accounts WHERE company_id = $1 AND id = $2", company, id)?;
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM channel_accounts WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
     Ok(n > 0)
 }
 
@@ -129,7 +167,9 @@ pub async fn credentials(
 ) -> Result<Option<Secret<serde_json::Map<String, serde_json::Value>>>> {
     let stored = q!(ex, scalar_opt Option<String>,
         "SELECT credentials FROM channel_accounts WHERE company_id = $1 AND id = $2", company, id)?;
-    let Some(Some(cipher)) = stored else { return Ok(None) };
+    let Some(Some(cipher)) = stored else {
+        return Ok(None);
+    };
     let plain = keyring.decrypt(&cipher, CREDENTIALS_AAD)?;
     let map = serde_json::from_slice(plain.expose())
         .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
@@ -150,7 +190,13 @@ pub async fn reencrypt_all(ex: &mut Ex<'_>, keyring: &Keyring) -> Result<u64> {
     for row in rows {
         let plain = keyring.decrypt(&row.credentials, CREDENTIALS_AAD)?;
         let again = keyring.encrypt(plain.expose(), CREDENTIALS_AAD)?;
-        n += q!(ex, exec, "UPDATE channel_accounts SET credentials = $2 WHERE id = $1", row.id, again)?;
+        n += q!(
+            ex,
+            exec,
+            "UPDATE channel_accounts SET credentials = $2 WHERE id = $1",
+            row.id,
+            again
+        )?;
     }
     Ok(n)
 }

@@ -49,12 +49,21 @@ pub async fn create(ex: &mut Ex<'_>, name: &str, slug: &str) -> Result<Company> 
     let company = CompanyId(id);
     for (role, perms) in [
         (ADMIN_ROLE, PermissionSet::all()),
-        (AGENT_ROLE, PermissionSet::new(Permission::AGENT.iter().copied())),
+        (
+            AGENT_ROLE,
+            PermissionSet::new(Permission::AGENT.iter().copied()),
+        ),
     ] {
-        q!(ex, exec,
+        q!(
+            ex,
+            exec,
             "INSERT INTO roles (company_id, name, permissions, builtin, created_at, updated_at) \
              VALUES ($1, $2, $3, TRUE, $4, $4)",
-            company, role, perms.to_stored(), now)?;
+            company,
+            role,
+            perms.to_stored(),
+            now
+        )?;
     }
     get(ex, company).await
 }
@@ -92,12 +101,19 @@ pub struct CompanyPatch {
 
 /// Applies `patch` to the company.
 pub async fn update(ex: &mut Ex<'_>, id: CompanyId, patch: &CompanyPatch) -> Result<Company> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE companies SET name = COALESCE($2, name), plan_tier = COALESCE($3, plan_tier), \
          time_zone = COALESCE($4, time_zone), theme = COALESCE($5, theme), updated_at = $6 \
          WHERE id = $1",
-        id, patch.name.as_deref(), patch.plan_tier.as_deref(), patch.time_zone.as_deref(),
-        patch.theme.as_deref(), now_ms())?;
+        id,
+        patch.name.as_deref(),
+        patch.plan_tier.as_deref(),
+        patch.time_zone.as_deref(),
+        patch.theme.as_deref(),
+        now_ms()
+    )?;
     get(ex, id).await
 }
 
@@ -105,4 +121,17 @@ pub async fn update(ex: &mut Ex<'_>, id: CompanyId, patch: &CompanyPatch) -> Res
 pub async fn any_user(ex: &mut Ex<'_>) -> Result<bool> {
     let n = q!(ex, scalar i64, "SELECT COUNT(*) FROM users")?;
     Ok(n > 0)
+}
+
+/// Gives every company's built-in `admin` role every permission this version knows, so a
+/// permission added by an upgrade reaches existing admins. Runs at start-up after migrations.
+pub async fn sync_builtin_roles(ex: &mut Ex<'_>) -> Result<u64> {
+    Ok(q!(
+        ex,
+        exec,
+        "UPDATE roles SET permissions = $1, updated_at = $2 WHERE builtin = TRUE AND name = $3 AND permissions <> $1",
+        PermissionSet::all().to_stored(),
+        now_ms(),
+        ADMIN_ROLE
+    )?)
 }

@@ -53,12 +53,18 @@ pub async fn create(
         "INSERT INTO conversations (company_id, customer_id, channel_account_id, subject, assignee_id, \
            last_activity_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $6) RETURNING id",
         company, customer, channel_account, subject, assignee, now)?;
-    get(ex, company, id).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    get(ex, company, id)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
 /// The conversation `id` of `company`.
 pub async fn get(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<Conversation>> {
-    let sql = concat!("SELECT ", columns!(), " FROM conversations WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt Conversation, sql, company, id)?)
 }
 
@@ -78,16 +84,27 @@ pub struct Filter {
 }
 
 /// Lists conversations, newest first.
-pub async fn list(ex: &mut Ex<'_>, company: CompanyId, f: &Filter, limit: i64) -> Result<Vec<Conversation>> {
-    let sql = concat!("SELECT ", columns!(), " FROM conversations WHERE company_id = $1 \
+pub async fn list(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    f: &Filter,
+    limit: i64,
+) -> Result<Vec<Conversation>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM conversations WHERE company_id = $1 \
          AND (CAST($2 AS BIGINT) IS NULL OR customer_id = $2) \
          AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
          AND (CAST($4 AS BIGINT) IS NULL OR assignee_id = $4) \
          AND ($5 = FALSE OR assignee_id IS NULL) \
          AND (CAST($6 AS BIGINT) IS NULL OR id < $6) \
-         ORDER BY id DESC LIMIT $7");
-    Ok(q!(ex, all Conversation, sql, company, f.customer_id, f.status.as_deref(), f.assignee_id,
-        f.unassigned, f.before_id, limit)?)
+         ORDER BY id DESC LIMIT $7"
+    );
+    Ok(
+        q!(ex, all Conversation, sql, company, f.customer_id, f.status.as_deref(), f.assignee_id,
+        f.unassigned, f.before_id, limit)?,
+    )
 }
 
 /// Changes status, assignee (`Some(None)` unassigns) or subject.
@@ -99,24 +116,43 @@ pub async fn update(
     assignee: Option<Option<UserId>>,
     subject: Option<Option<String>>,
 ) -> Result<Option<Conversation>> {
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE conversations SET status = COALESCE($3, status), \
            assignee_id = CASE WHEN $4 THEN $5 ELSE assignee_id END, \
            subject = CASE WHEN $6 THEN $7 ELSE subject END, updated_at = $8 \
          WHERE company_id = $1 AND id = $2",
-        company, id, status, assignee.is_some(), assignee.flatten(), subject.is_some(),
-        subject.flatten(), now_ms())?;
+        company,
+        id,
+        status,
+        assignee.is_some(),
+        assignee.flatten(),
+        subject.is_some(),
+        subject.flatten(),
+        now_ms()
+    )?;
     if n == 0 {
         return Ok(None);
     }
     get(ex, company, id).await
 }
 
-async fn touch(ex: &mut Ex<'_>, company: CompanyId, conversation: Option<i64>, at: i64) -> Result<()> {
+async fn touch(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    conversation: Option<i64>,
+    at: i64,
+) -> Result<()> {
     if let Some(id) = conversation {
-        q!(ex, exec,
+        q!(
+            ex,
+            exec,
             "UPDATE conversations SET last_activity_at = $3 WHERE company_id = $1 AND id = $2 AND last_activity_at < $3",
-            company, id, at)?;
+            company,
+            id,
+            at
+        )?;
     }
     Ok(())
 }

@@ -82,12 +82,18 @@ pub async fn create(ex: &mut Ex<'_>, company: CompanyId, profile: &Profile) -> R
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
         company, profile.display_name.as_deref(), profile.avatar_url.as_deref(),
         profile.locale.as_deref(), now)?;
-    get(ex, company, id).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    get(ex, company, id)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
 /// The customer `id` of `company`.
 pub async fn get(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<Customer>> {
-    let sql = concat!("SELECT ", customer_columns!(), " FROM customers WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        customer_columns!(),
+        " FROM customers WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt Customer, sql, company, id)?)
 }
 
@@ -101,12 +107,16 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Customer>> {
     let pattern = search.map(like_pattern);
-    let sql = concat!("SELECT ", customer_columns!(), " FROM customers c WHERE c.company_id = $1 AND c.merged_into_id IS NULL \
+    let sql = concat!(
+        "SELECT ",
+        customer_columns!(),
+        " FROM customers c WHERE c.company_id = $1 AND c.merged_into_id IS NULL \
          AND (CAST($2 AS BIGINT) IS NULL OR c.id < $2) \
          AND (CAST($3 AS TEXT) IS NULL OR LOWER(COALESCE(c.display_name, '')) LIKE $3 ESCAPE '\\' OR EXISTS ( \
              SELECT 1 FROM customer_identities i WHERE i.customer_id = c.id AND i.company_id = $1 \
              AND (LOWER(i.external_id) LIKE $3 ESCAPE '\\' OR LOWER(COALESCE(i.display_name, '')) LIKE $3 ESCAPE '\\'))) \
-         ORDER BY c.id DESC LIMIT $4");
+         ORDER BY c.id DESC LIMIT $4"
+    );
     Ok(q!(ex, all Customer, sql, company, before_id, pattern, limit)?)
 }
 
@@ -119,16 +129,24 @@ pub async fn update(
     avatar_url: Option<Option<String>>,
     locale: Option<Option<String>>,
 ) -> Result<Option<Customer>> {
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE customers SET \
            display_name = CASE WHEN $3 THEN $4 ELSE display_name END, \
            avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END, \
            locale = CASE WHEN $7 THEN $8 ELSE locale END, updated_at = $9 \
          WHERE company_id = $1 AND id = $2",
-        company, id,
-        display_name.is_some(), display_name.flatten(),
-        avatar_url.is_some(), avatar_url.flatten(),
-        locale.is_some(), locale.flatten(), now_ms())?;
+        company,
+        id,
+        display_name.is_some(),
+        display_name.flatten(),
+        avatar_url.is_some(),
+        avatar_url.flatten(),
+        locale.is_some(),
+        locale.flatten(),
+        now_ms()
+    )?;
     if n == 0 {
         return Ok(None);
     }
@@ -139,14 +157,34 @@ pub async fn update(
 /// calls, notes go by cascade).
 pub async fn delete(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<bool> {
     // Customers merged into this one point at it; they are tombstones of the same person.
-    q!(ex, exec, "DELETE FROM customers WHERE company_id = $1 AND merged_into_id = $2", company, id)?;
-    let n = q!(ex, exec, "DELETE FROM customers WHERE company_id = $1 AND id = $2", company, id)?;
+    q!(
+        ex,
+        exec,
+        "DELETE FROM customers WHERE company_id = $1 AND merged_into_id = $2",
+        company,
+        id
+    )?;
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM customers WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
     Ok(n > 0)
 }
 
 /// The identities of a customer.
-pub async fn identities(ex: &mut Ex<'_>, company: CompanyId, customer: i64) -> Result<Vec<Identity>> {
-    let sql = concat!("SELECT ", identity_columns!(), " FROM customer_identities WHERE company_id = $1 AND customer_id = $2 ORDER BY id");
+pub async fn identities(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    customer: i64,
+) -> Result<Vec<Identity>> {
+    let sql = concat!(
+        "SELECT ",
+        identity_columns!(),
+        " FROM customer_identities WHERE company_id = $1 AND customer_id = $2 ORDER BY id"
+    );
     Ok(q!(ex, all Identity, sql, company, customer)?)
 }
 
@@ -158,8 +196,12 @@ pub async fn find_identity(
     channel_account: Option<i64>,
     external_id: &str,
 ) -> Result<Option<Identity>> {
-    let sql = concat!("SELECT ", identity_columns!(), " FROM customer_identities WHERE company_id = $1 AND kind = $2 \
-         AND COALESCE(channel_account_id, 0) = COALESCE(CAST($3 AS BIGINT), 0) AND external_id = $4");
+    let sql = concat!(
+        "SELECT ",
+        identity_columns!(),
+        " FROM customer_identities WHERE company_id = $1 AND kind = $2 \
+         AND COALESCE(channel_account_id, 0) = COALESCE(CAST($3 AS BIGINT), 0) AND external_id = $4"
+    );
     Ok(q!(ex, opt Identity, sql, company, kind, channel_account, external_id)?)
 }
 
@@ -180,15 +222,29 @@ pub async fn add_identity(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
         company, customer, kind, channel_account, external_id, profile.display_name.as_deref(),
         profile.avatar_url.as_deref(), profile.locale.as_deref(), now)?;
-    let sql = concat!("SELECT ", identity_columns!(), " FROM customer_identities WHERE id = $1");
+    let sql = concat!(
+        "SELECT ",
+        identity_columns!(),
+        " FROM customer_identities WHERE id = $1"
+    );
     Ok(q!(ex, one Identity, sql, id)?)
 }
 
 /// Removes an identity of a customer.
-pub async fn delete_identity(ex: &mut Ex<'_>, company: CompanyId, customer: i64, identity: i64) -> Result<bool> {
-    let n = q!(ex, exec,
+pub async fn delete_identity(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    customer: i64,
+    identity: i64,
+) -> Result<bool> {
+    let n = q!(
+        ex,
+        exec,
         "DELETE FROM customer_identities WHERE company_id = $1 AND customer_id = $2 AND id = $3",
-        company, customer, identity)?;
+        company,
+        customer,
+        identity
+    )?;
     Ok(n > 0)
 }
 
@@ -229,24 +285,51 @@ pub async fn merge(
             "UPDATE {table} SET customer_id = $3 WHERE company_id = $1 AND customer_id = $2"
         );
         // The table names come from the fixed list above, never from input.
-        *slot = q!(ex, exec, sqlx::AssertSqlSafe(sql.clone()), company, source, target)?;
+        *slot = q!(
+            ex,
+            exec,
+            sqlx::AssertSqlSafe(sql.clone()),
+            company,
+            source,
+            target
+        )?;
     }
     let now = now_ms();
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE customers SET \
            display_name = COALESCE(display_name, (SELECT display_name FROM customers WHERE id = $3)), \
            avatar_url = COALESCE(avatar_url, (SELECT avatar_url FROM customers WHERE id = $3)), \
            locale = COALESCE(locale, (SELECT locale FROM customers WHERE id = $3)), updated_at = $4 \
          WHERE company_id = $1 AND id = $2",
-        company, target, source, now)?;
+        company,
+        target,
+        source,
+        now
+    )?;
     // Earlier merges into the source now point at the target.
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE customers SET merged_into_id = $2, updated_at = $4 WHERE company_id = $1 AND (id = $3 OR merged_into_id = $3)",
-        company, target, source, now)?;
+        company,
+        target,
+        source,
+        now
+    )?;
     let moved_json = serde_json::to_string(&moved).unwrap_or_else(|_| "{}".into());
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "INSERT INTO customer_merges (company_id, source_customer_id, target_customer_id, merged_by, moved, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        company, source, target, by, moved_json, now)?;
+        company,
+        source,
+        target,
+        by,
+        moved_json,
+        now
+    )?;
     Ok(moved)
 }

@@ -1,7 +1,7 @@
 //! Storage: one sqlx pool, SQLite (the embedded default) or PostgreSQL, and one module per aggregate.
 //!
 //! Queries are written once in SQL that both databases accept (`$1` placeholders, `RETURNING`,
-//! `ON CONFLICT`, BIGINT millisecond timestamps) and run with runtime `query_as` + `FromRow`; the
+//! `CAST(… AS BIGINT)` for optional parameters, BIGINT millisecond timestamps) and run with runtime `query_as` + `FromRow`; the
 //! [`q!`] macro sends the same statement to whichever driver the connection belongs to. Every
 //! function that touches company data takes a [`CompanyId`], so nothing can be read without a scope.
 
@@ -260,7 +260,7 @@ impl Db {
 
 /// The current time in Unix milliseconds: the one clock of the store layer.
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::domain::Timestamp::now().0
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -55,7 +55,11 @@ pub struct Cursor {
 impl Cursor {
     /// The cursor after `item`.
     pub fn after(item: &TimelineItem) -> Self {
-        Self { at: item.at.0, kind: item.kind.clone(), id: item.id }
+        Self {
+            at: item.at.0,
+            kind: item.kind.clone(),
+            id: item.id,
+        }
     }
 
     /// The opaque text form.
@@ -104,9 +108,13 @@ pub async fn page(
     cursor: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<TimelineItem>> {
-    let sql = concat!("SELECT * FROM (", union!(), ") t \
+    let sql = concat!(
+        "SELECT * FROM (",
+        union!(),
+        ") t \
          WHERE CAST($3 AS BIGINT) IS NULL OR t.at < $3 OR (t.at = $3 AND (t.kind < $4 OR (t.kind = $4 AND t.id < $5))) \
-         ORDER BY t.at DESC, t.kind DESC, t.id DESC LIMIT $6");
+         ORDER BY t.at DESC, t.kind DESC, t.id DESC LIMIT $6"
+    );
     Ok(q!(ex, all TimelineItem, sql, company, customer,
         cursor.map(|c| c.at), cursor.map(|c| c.kind.clone()), cursor.map(|c| c.id), limit)?)
 }
@@ -117,7 +125,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_rejects_garbage() {
-        let c = Cursor { at: 1_764_075_600_123, kind: "call".into(), id: 42 };
+        let c = Cursor {
+            at: 1_764_075_600_123,
+            kind: "call".into(),
+            id: 42,
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("!!"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("1:bogus:2")), None);

@@ -94,13 +94,21 @@ pub async fn create_user(ex: &mut Ex<'_>, company: CompanyId, new: &NewUser<'_>)
 
 /// The user `id` of `company`.
 pub async fn get_user(ex: &mut Ex<'_>, company: CompanyId, id: UserId) -> Result<Option<User>> {
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt User, sql, company, id)?)
 }
 
 /// The users of `company`.
 pub async fn list_users(ex: &mut Ex<'_>, company: CompanyId) -> Result<Vec<User>> {
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE company_id = $1 ORDER BY id");
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE company_id = $1 ORDER BY id"
+    );
     Ok(q!(ex, all User, sql, company)?)
 }
 
@@ -127,8 +135,16 @@ pub async fn login_user(ex: &mut Ex<'_>, email: &str) -> Result<Option<LoginUser
 }
 
 /// The user with `email` in `company`.
-pub async fn user_by_email(ex: &mut Ex<'_>, company: CompanyId, email: &str) -> Result<Option<User>> {
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE company_id = $1 AND email = $2");
+pub async fn user_by_email(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    email: &str,
+) -> Result<Option<User>> {
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE company_id = $1 AND email = $2"
+    );
     Ok(q!(ex, opt User, sql, company, email)?)
 }
 
@@ -148,18 +164,33 @@ pub struct UserPatch {
 }
 
 /// Applies `patch`; `None` if there is no such user in `company`.
-pub async fn update_user(ex: &mut Ex<'_>, company: CompanyId, id: UserId, patch: &UserPatch) -> Result<Option<User>> {
+pub async fn update_user(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    id: UserId,
+    patch: &UserPatch,
+) -> Result<Option<User>> {
     let (set_avatar, avatar) = match &patch.avatar_url {
         Some(v) => (true, v.clone()),
         None => (false, None),
     };
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE users SET name = COALESCE($3, name), email = COALESCE($4, email), \
          role_id = COALESCE($5, role_id), avatar_url = CASE WHEN $6 THEN $7 ELSE avatar_url END, \
          password_hash = COALESCE($8, password_hash), updated_at = $9 \
          WHERE company_id = $1 AND id = $2",
-        company, id, patch.name.as_deref(), patch.email.as_deref(), patch.role_id, set_avatar,
-        avatar, patch.password_hash.as_deref(), now_ms())?;
+        company,
+        id,
+        patch.name.as_deref(),
+        patch.email.as_deref(),
+        patch.role_id,
+        set_avatar,
+        avatar,
+        patch.password_hash.as_deref(),
+        now_ms()
+    )?;
     if n == 0 {
         return Ok(None);
     }
@@ -168,7 +199,13 @@ pub async fn update_user(ex: &mut Ex<'_>, company: CompanyId, id: UserId, patch:
 
 /// Deletes a user (sessions and tokens go with it); `false` if there was none.
 pub async fn delete_user(ex: &mut Ex<'_>, company: CompanyId, id: UserId) -> Result<bool> {
-    let n = q!(ex, exec, "DELETE FROM users WHERE company_id = $1 AND id = $2", company, id)?;
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM users WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
     Ok(n > 0)
 }
 
@@ -180,24 +217,45 @@ pub async fn count_with_role(ex: &mut Ex<'_>, company: CompanyId, role_id: i64) 
 
 /// The role `id` of `company`.
 pub async fn get_role(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<RoleRow>> {
-    let sql = concat!("SELECT ", role_columns!(), " FROM roles WHERE company_id = $1 AND id = $2");
+    let sql = concat!(
+        "SELECT ",
+        role_columns!(),
+        " FROM roles WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt RoleRow, sql, company, id)?)
 }
 
 /// The role named `name` in `company`.
-pub async fn role_by_name(ex: &mut Ex<'_>, company: CompanyId, name: &str) -> Result<Option<RoleRow>> {
-    let sql = concat!("SELECT ", role_columns!(), " FROM roles WHERE company_id = $1 AND name = $2");
+pub async fn role_by_name(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    name: &str,
+) -> Result<Option<RoleRow>> {
+    let sql = concat!(
+        "SELECT ",
+        role_columns!(),
+        " FROM roles WHERE company_id = $1 AND name = $2"
+    );
     Ok(q!(ex, opt RoleRow, sql, company, name)?)
 }
 
 /// The roles of `company`.
 pub async fn list_roles(ex: &mut Ex<'_>, company: CompanyId) -> Result<Vec<RoleRow>> {
-    let sql = concat!("SELECT ", role_columns!(), " FROM roles WHERE company_id = $1 ORDER BY id");
+    let sql = concat!(
+        "SELECT ",
+        role_columns!(),
+        " FROM roles WHERE company_id = $1 ORDER BY id"
+    );
     Ok(q!(ex, all RoleRow, sql, company)?)
 }
 
 /// Creates a custom role.
-pub async fn create_role(ex: &mut Ex<'_>, company: CompanyId, name: &str, perms: &PermissionSet) -> Result<RoleRow> {
+pub async fn create_role(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    name: &str,
+    perms: &PermissionSet,
+) -> Result<RoleRow> {
     let now = now_ms();
     let id = q!(ex, scalar i64,
         "INSERT INTO roles (company_id, name, permissions, builtin, created_at, updated_at) \
@@ -209,11 +267,24 @@ pub async fn create_role(ex: &mut Ex<'_>, company: CompanyId, name: &str, perms:
 }
 
 /// Renames a role or changes its permissions.
-pub async fn update_role(ex: &mut Ex<'_>, company: CompanyId, id: i64, name: Option<&str>, perms: Option<&PermissionSet>) -> Result<Option<RoleRow>> {
-    let n = q!(ex, exec,
+pub async fn update_role(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    id: i64,
+    name: Option<&str>,
+    perms: Option<&PermissionSet>,
+) -> Result<Option<RoleRow>> {
+    let n = q!(
+        ex,
+        exec,
         "UPDATE roles SET name = COALESCE($3, name), permissions = COALESCE($4, permissions), updated_at = $5 \
          WHERE company_id = $1 AND id = $2",
-        company, id, name, perms.map(|p| p.to_stored()), now_ms())?;
+        company,
+        id,
+        name,
+        perms.map(|p| p.to_stored()),
+        now_ms()
+    )?;
     if n == 0 {
         return Ok(None);
     }
@@ -222,7 +293,13 @@ pub async fn update_role(ex: &mut Ex<'_>, company: CompanyId, id: i64, name: Opt
 
 /// Deletes a role; `false` if there was none.
 pub async fn delete_role(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<bool> {
-    let n = q!(ex, exec, "DELETE FROM roles WHERE company_id = $1 AND id = $2", company, id)?;
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM roles WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
     Ok(n > 0)
 }
 
@@ -277,32 +354,59 @@ pub async fn create_invitation(
 }
 
 /// The invitation `id` of `company`.
-pub async fn get_invitation(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<Invitation>> {
-    let sql = concat!("SELECT ", invitation_columns!(), " FROM invitations WHERE company_id = $1 AND id = $2");
+pub async fn get_invitation(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    id: i64,
+) -> Result<Option<Invitation>> {
+    let sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE company_id = $1 AND id = $2"
+    );
     Ok(q!(ex, opt Invitation, sql, company, id)?)
 }
 
 /// The invitations of `company`, newest first.
 pub async fn list_invitations(ex: &mut Ex<'_>, company: CompanyId) -> Result<Vec<Invitation>> {
-    let sql = concat!("SELECT ", invitation_columns!(), " FROM invitations WHERE company_id = $1 ORDER BY id DESC");
+    let sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE company_id = $1 ORDER BY id DESC"
+    );
     Ok(q!(ex, all Invitation, sql, company)?)
 }
 
 /// The invitation whose token hashes to `token_hash` (the accept flow has no company yet).
 pub async fn invitation_by_token(ex: &mut Ex<'_>, token_hash: &str) -> Result<Option<Invitation>> {
-    let sql = concat!("SELECT ", invitation_columns!(), " FROM invitations WHERE token_hash = $1");
+    let sql = concat!(
+        "SELECT ",
+        invitation_columns!(),
+        " FROM invitations WHERE token_hash = $1"
+    );
     Ok(q!(ex, opt Invitation, sql, token_hash)?)
 }
 
 /// Marks an invitation accepted, once: `false` if it already was.
 pub async fn mark_invitation_accepted(ex: &mut Ex<'_>, id: i64) -> Result<bool> {
-    let n = q!(ex, exec,
-        "UPDATE invitations SET accepted_at = $2 WHERE id = $1 AND accepted_at IS NULL", id, now_ms())?;
+    let n = q!(
+        ex,
+        exec,
+        "UPDATE invitations SET accepted_at = $2 WHERE id = $1 AND accepted_at IS NULL",
+        id,
+        now_ms()
+    )?;
     Ok(n > 0)
 }
 
 /// Deletes (revokes) an invitation.
 pub async fn delete_invitation(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<bool> {
-    let n = q!(ex, exec, "DELETE FROM invitations WHERE company_id = $1 AND id = $2", company, id)?;
+    let n = q!(
+        ex,
+        exec,
+        "DELETE FROM invitations WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
     Ok(n > 0)
 }

@@ -44,13 +44,19 @@ impl TestDb {
             Backend::Postgres => {
                 let Ok(admin) = std::env::var("MASTERZ_TEST_POSTGRES_URL") else {
                     if std::env::var_os("CI").is_some() {
-                        panic!("MASTERZ_TEST_POSTGRES_URL is not set: the Postgres suite must run in CI (scripts/test.sh starts a server)");
+                        panic!(
+                            "MASTERZ_TEST_POSTGRES_URL is not set: the Postgres suite must run in CI (scripts/test.sh starts a server)"
+                        );
                     }
-                    eprintln!("SKIPPED: MASTERZ_TEST_POSTGRES_URL not set (scripts/test.sh sets it)");
+                    eprintln!(
+                        "SKIPPED: MASTERZ_TEST_POSTGRES_URL not set (scripts/test.sh sets it)"
+                    );
                     return None;
                 };
                 let name = format!("mz_test_{}", random_suffix());
-                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to Postgres");
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("connect to Postgres");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&pool)
                     .await
@@ -103,28 +109,54 @@ pub struct Tenant {
 /// Creates a company `slug` with an admin and an agent (password [`PASSWORD`]) and API tokens.
 pub async fn seed_tenant(db: &Db, slug: &str) -> Tenant {
     let mut tx = db.begin().await.unwrap();
-    let company = store::companies::create(&mut tx.ex(), &format!("Company {slug}"), slug).await.unwrap();
+    let company = store::companies::create(&mut tx.ex(), &format!("Company {slug}"), slug)
+        .await
+        .unwrap();
     let mut users = Vec::new();
     for role in ["admin", "agent"] {
-        let r = store::users::role_by_name(&mut tx.ex(), company.id, role).await.unwrap().unwrap();
+        let r = store::users::role_by_name(&mut tx.ex(), company.id, role)
+            .await
+            .unwrap()
+            .unwrap();
         let email = format!("{role}@{slug}.example.com");
         let user = store::users::create_user(
             &mut tx.ex(),
             company.id,
-            &store::users::NewUser { role_id: r.id, name: role, email: &email, password_hash: password_hash(), avatar_url: None },
+            &store::users::NewUser {
+                role_id: r.id,
+                name: role,
+                email: &email,
+                password_hash: password_hash(),
+                avatar_url: None,
+            },
         )
         .await
         .unwrap();
         let token = format!("mzt_test_{slug}_{role}_{}", random_suffix());
-        store::auth::create_token(&mut tx.ex(), company.id, user.id, "test", &masterz::secrets::token_hash(&token))
-            .await
-            .unwrap();
+        store::auth::create_token(
+            &mut tx.ex(),
+            company.id,
+            user.id,
+            "test",
+            &masterz::secrets::token_hash(&token),
+        )
+        .await
+        .unwrap();
         users.push((user.id, email, token));
     }
     tx.commit().await.unwrap();
     let (agent, agent_email, agent_token) = users.pop().unwrap();
     let (admin, admin_email, admin_token) = users.pop().unwrap();
-    Tenant { company: company.id, slug: slug.into(), admin, admin_email, admin_token, agent, agent_email, agent_token }
+    Tenant {
+        company: company.id,
+        slug: slug.into(),
+        admin,
+        admin_email,
+        admin_token,
+        agent,
+        agent_email,
+        agent_token,
+    }
 }
 
 /// A running server with an HTTP client.
@@ -148,8 +180,16 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::start(config).await.expect("server starts");
         let base = format!("http://{}", server.http_addr);
-        let http = reqwest::Client::builder().user_agent("masterz-tests/1").build().unwrap();
-        Some(Self { server: Some(server), base, http, db })
+        let http = reqwest::Client::builder()
+            .user_agent("masterz-tests/1")
+            .build()
+            .unwrap();
+        Some(Self {
+            server: Some(server),
+            base,
+            http,
+            db,
+        })
     }
 
     /// The server's database.

@@ -2,19 +2,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Page, PageParams};
-use crate::domain::{Permission, Timestamp, UserId};
-use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use crate::http::extract::Auth;
+use crate::domain::{Timestamp, UserId};
 use crate::http::AppState;
-use crate::store::{self, audit::{AuditEntry, Filter}};
+use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use crate::http::extract::{Authz, perm};
+use crate::store::{
+    self,
+    audit::{AuditEntry, Filter},
+};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -49,9 +52,15 @@ pub(super) struct AuditQuery {
 /// The company's audit log, newest first.
 #[utoipa::path(get, path = "/audit-logs", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_entries(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Page<AuditEntry>>, ApiError> {
-    auth.require(Permission::AuditRead)?;
-    let page = PageParams { limit: q.limit, cursor: q.cursor };
+async fn list_entries(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::AuditRead>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Page<AuditEntry>>, ApiError> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let limit = page.limit();
     let filter = Filter {
         action: q.action,
@@ -63,15 +72,21 @@ async fn list_entries(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery(q
         before_id: page.before_id()?,
     };
     let mut conn = state.db.conn().await?;
-    let items = store::audit::list(&mut conn.ex(), auth.company(), &filter, limit).await?;
+    let items = store::audit::list(&mut conn.ex(), auth.company(), &filter, page.fetch()).await?;
     Ok(Json(Page::by_id(items, limit, |e| e.id)))
 }
 
 /// One audit entry.
 #[utoipa::path(get, path = "/audit-logs/{id}", tag = "audit", params(("id" = i64, Path, description = "audit entry id")),
     responses((status = 200, body = AuditEntry), (status = 404, body = ErrorBody)))]
-async fn get_entry(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<AuditEntry>, ApiError> {
-    auth.require(Permission::AuditRead)?;
+async fn get_entry(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::AuditRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<AuditEntry>, ApiError> {
     let mut conn = state.db.conn().await?;
-    store::audit::get(&mut conn.ex(), auth.company(), id).await?.map(Json).ok_or_else(|| ApiError::not_found("audit entry"))
+    store::audit::get(&mut conn.ex(), auth.company(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("audit entry"))
 }

@@ -3,20 +3,23 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{optional_text, required_text};
-use crate::domain::{ChannelKind, Permission};
+use crate::domain::ChannelKind;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
-use crate::http::extract::Auth;
+use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
-use crate::store::{self, audit, channels::{ChannelAccount, seal}};
+use crate::store::{
+    self, audit,
+    channels::{ChannelAccount, seal},
+};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -72,10 +75,18 @@ pub(super) struct AccountUpdate {
 
 const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
 
-fn sealed(state: &AppState, credentials: Option<&JsonObject>) -> Result<Option<(String, String)>, ApiError> {
-    let Some(creds) = credentials else { return Ok(None) };
+fn sealed(
+    state: &AppState,
+    credentials: Option<&JsonObject>,
+) -> Result<Option<(String, String)>, ApiError> {
+    let Some(creds) = credentials else {
+        return Ok(None);
+    };
     if creds.values().any(|v| !v.is_string()) {
-        return Err(ApiError::invalid("credentials", "every credential must be a string"));
+        return Err(ApiError::invalid(
+            "credentials",
+            "every credential must be a string",
+        ));
     }
     if serde_json::to_vec(creds).map_or(0, |v| v.len()) > MAX_CREDENTIAL_BYTES {
         return Err(ApiError::invalid("credentials", "too large"));
@@ -86,26 +97,52 @@ fn sealed(state: &AppState, credentials: Option<&JsonObject>) -> Result<Option<(
 /// The company's channel accounts (without credentials).
 #[utoipa::path(get, path = "/channel-accounts", tag = "channels", params(AccountQuery),
     responses((status = 200, body = Vec<ChannelAccount>), (status = 403, body = ErrorBody)))]
-async fn list_accounts(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery(q): ApiQuery<AccountQuery>) -> Result<Json<Vec<ChannelAccount>>, ApiError> {
-    auth.require(Permission::ChannelsRead)?;
+async fn list_accounts(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ChannelsRead>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
+) -> Result<Json<Vec<ChannelAccount>>, ApiError> {
     let mut conn = state.db.conn().await?;
-    Ok(Json(store::channels::list(&mut conn.ex(), auth.company(), q.kind.map(|k| k.as_str())).await?))
+    Ok(Json(
+        store::channels::list(&mut conn.ex(), auth.company(), q.kind.map(|k| k.as_str())).await?,
+    ))
 }
 
 /// Connects a channel account. Audited (credentials redacted).
 #[utoipa::path(post, path = "/channel-accounts", tag = "channels", request_body = AccountCreate,
     responses((status = 201, body = ChannelAccount), (status = 422, body = ErrorBody)))]
-async fn create_account(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<AccountCreate>) -> Result<(StatusCode, Json<ChannelAccount>), ApiError> {
-    auth.require(Permission::ChannelsWrite)?;
+async fn create_account(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ChannelsWrite>,
+    ApiJson(req): ApiJson<AccountCreate>,
+) -> Result<(StatusCode, Json<ChannelAccount>), ApiError> {
     let name = required_text("name", &req.name, 200)?;
     let external_id = optional_text("external_id", req.external_id.as_deref(), 512)?;
     let settings = serde_json::Value::Object(req.settings.clone().unwrap_or_default());
     let seal = sealed(&state, req.credentials.as_ref())?;
     let mut tx = state.db.begin().await?;
-    let account = store::channels::create(&mut tx.ex(), auth.company(), req.kind.as_str(), &name, external_id.as_deref(), &settings, seal).await?;
+    let account = store::channels::create(
+        &mut tx.ex(),
+        auth.company(),
+        req.kind.as_str(),
+        &name,
+        external_id.as_deref(),
+        &settings,
+        seal,
+    )
+    .await?;
     let changes = serde_json::json!({"kind": req.kind, "name": name, "external_id": external_id,
         "settings": settings, "credentials": req.credentials.as_ref().map(|_| "set")});
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "create", "channel_account", Some(account.id), &audit::redact(&changes)).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "create",
+        "channel_account",
+        Some(account.id),
+        &audit::redact(&changes),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created(account))
 }
@@ -113,10 +150,16 @@ async fn create_account(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(
 /// One channel account (without credentials).
 #[utoipa::path(get, path = "/channel-accounts/{id}", tag = "channels", params(("id" = i64, Path, description = "channel account id")),
     responses((status = 200, body = ChannelAccount), (status = 404, body = ErrorBody)))]
-async fn get_account(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<ChannelAccount>, ApiError> {
-    auth.require(Permission::ChannelsRead)?;
+async fn get_account(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ChannelsRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<ChannelAccount>, ApiError> {
     let mut conn = state.db.conn().await?;
-    store::channels::get(&mut conn.ex(), auth.company(), id).await?.map(Json).ok_or_else(|| ApiError::not_found("channel account"))
+    store::channels::get(&mut conn.ex(), auth.company(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("channel account"))
 }
 
 /// Changes a channel account; new credentials replace the old ones. Audited.
@@ -125,22 +168,46 @@ async fn get_account(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id)
     responses((status = 200, body = ChannelAccount), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_account(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::ChannelsWrite>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<AccountUpdate>,
 ) -> Result<Json<ChannelAccount>, ApiError> {
-    auth.require(Permission::ChannelsWrite)?;
-    let name = req.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?;
-    let external_id = req.external_id.as_ref().map(|e| optional_text("external_id", e.as_deref(), 512)).transpose()?;
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| required_text("name", n, 200))
+        .transpose()?;
+    let external_id = req
+        .external_id
+        .as_ref()
+        .map(|e| optional_text("external_id", e.as_deref(), 512))
+        .transpose()?;
     let settings = req.settings.clone().map(serde_json::Value::Object);
     let seal = sealed(&state, req.credentials.as_ref())?;
     let mut tx = state.db.begin().await?;
-    let account = store::channels::update(&mut tx.ex(), auth.company(), id, name.as_deref(), external_id.clone(), settings.as_ref(), seal)
-        .await?
-        .ok_or_else(|| ApiError::not_found("channel account"))?;
+    let account = store::channels::update(
+        &mut tx.ex(),
+        auth.company(),
+        id,
+        name.as_deref(),
+        external_id.clone(),
+        settings.as_ref(),
+        seal,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("channel account"))?;
     let changes = serde_json::json!({"name": name, "external_id": external_id, "settings": settings,
         "credentials": req.credentials.as_ref().map(|_| "replaced")});
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "update", "channel_account", Some(id), &audit::redact(&changes)).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "update",
+        "channel_account",
+        Some(id),
+        &audit::redact(&changes),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(account))
 }
@@ -148,13 +215,26 @@ async fn update_account(
 /// Disconnects a channel account and forgets its credentials. Audited.
 #[utoipa::path(delete, path = "/channel-accounts/{id}", tag = "channels", params(("id" = i64, Path, description = "channel account id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
-async fn delete_account(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
-    auth.require(Permission::ChannelsWrite)?;
+async fn delete_account(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ChannelsWrite>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
-    let account = store::channels::get(&mut tx.ex(), auth.company(), id).await?.ok_or_else(|| ApiError::not_found("channel account"))?;
+    let account = store::channels::get(&mut tx.ex(), auth.company(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel account"))?;
     store::channels::delete(&mut tx.ex(), auth.company(), id).await?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "delete", "channel_account", Some(id),
-        &serde_json::json!({"kind": account.kind, "name": account.name})).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "delete",
+        "channel_account",
+        Some(id),
+        &serde_json::json!({"kind": account.kind, "name": account.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,19 +2,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::required_text;
-use crate::domain::{Permission, valid_time_zone};
-use crate::http::error::{ApiError, ApiJson, ErrorBody};
-use crate::http::extract::Auth;
+use crate::domain::valid_time_zone;
 use crate::http::AppState;
-use crate::store::{self, audit, companies::{Company, CompanyPatch}};
+use crate::http::error::{ApiError, ApiJson, ErrorBody};
+use crate::http::extract::{Authz, perm};
+use crate::store::{
+    self, audit,
+    companies::{Company, CompanyPatch},
+};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(get_company, update_company))
@@ -23,10 +26,14 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
 /// The caller's company.
 #[utoipa::path(get, path = "/company", tag = "company",
     responses((status = 200, body = Company), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn get_company(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Company>, ApiError> {
-    auth.require(Permission::CompanyRead)?;
+async fn get_company(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::CompanyRead>,
+) -> Result<Json<Company>, ApiError> {
     let mut conn = state.db.conn().await?;
-    Ok(Json(store::companies::get(&mut conn.ex(), auth.company()).await?))
+    Ok(Json(
+        store::companies::get(&mut conn.ex(), auth.company()).await?,
+    ))
 }
 
 /// A change to the company profile. The plan tier is set by the operator (`masterz admin`).
@@ -46,10 +53,9 @@ pub(super) struct CompanyUpdate {
     responses((status = 200, body = Company), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_company(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::CompanyWrite>,
     ApiJson(req): ApiJson<CompanyUpdate>,
 ) -> Result<Json<Company>, ApiError> {
-    auth.require(Permission::CompanyWrite)?;
     let mut patch = CompanyPatch::default();
     if let Some(name) = &req.name {
         patch.name = Some(required_text("name", name, 200)?);
@@ -68,8 +74,18 @@ async fn update_company(
     }
     let mut tx = state.db.begin().await?;
     let company = store::companies::update(&mut tx.ex(), auth.company(), &patch).await?;
-    let changes = serde_json::json!({"name": req.name, "time_zone": req.time_zone, "theme": req.theme});
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "update", "company", Some(company.id.0), &changes).await?;
+    let changes =
+        serde_json::json!({"name": req.name, "time_zone": req.time_zone, "theme": req.theme});
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "update",
+        "company",
+        Some(company.id.0),
+        &changes,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(company))
 }

@@ -2,20 +2,23 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Page, PageParams, optional_text};
-use crate::domain::{CompanyId, ConversationStatus, Permission, UserId};
+use crate::domain::{CompanyId, ConversationStatus, UserId};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
-use crate::http::extract::Auth;
+use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
-use crate::store::{self, Ex, conversations::{Conversation, Filter}};
+use crate::store::{
+    self, Ex,
+    conversations::{Conversation, Filter},
+};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -72,7 +75,11 @@ pub(super) struct ConversationUpdate {
     subject: Option<Option<String>>,
 }
 
-async fn check_assignee(ex: &mut Ex<'_>, company: CompanyId, user: Option<UserId>) -> Result<(), ApiError> {
+async fn check_assignee(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: Option<UserId>,
+) -> Result<(), ApiError> {
     if let Some(u) = user
         && store::users::get_user(ex, company, u).await?.is_none()
     {
@@ -84,14 +91,22 @@ async fn check_assignee(ex: &mut Ex<'_>, company: CompanyId, user: Option<UserId
 /// The company's conversations, newest first.
 #[utoipa::path(get, path = "/conversations", tag = "conversations", params(ConversationQuery),
     responses((status = 200, body = Page<Conversation>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_conversations(State(state): State<Arc<AppState>>, auth: Auth, ApiQuery(q): ApiQuery<ConversationQuery>) -> Result<Json<Page<Conversation>>, ApiError> {
-    auth.require(Permission::ConversationsRead)?;
-    let page = PageParams { limit: q.limit, cursor: q.cursor };
+async fn list_conversations(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ConversationsRead>,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
+) -> Result<Json<Page<Conversation>>, ApiError> {
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let limit = page.limit();
     let assignee_id = match q.assignee.as_deref() {
         None => None,
         Some("me") => Some(auth.principal.user_id),
-        Some(id) => Some(UserId(id.parse().map_err(|_| ApiError::bad_request("invalid_query", "assignee must be a user id or me"))?)),
+        Some(id) => Some(UserId(id.parse().map_err(|_| {
+            ApiError::bad_request("invalid_query", "assignee must be a user id or me")
+        })?)),
     };
     let filter = Filter {
         customer_id: q.customer_id,
@@ -101,28 +116,48 @@ async fn list_conversations(State(state): State<Arc<AppState>>, auth: Auth, ApiQ
         before_id: page.before_id()?,
     };
     let mut conn = state.db.conn().await?;
-    let items = store::conversations::list(&mut conn.ex(), auth.company(), &filter, limit).await?;
+    let items =
+        store::conversations::list(&mut conn.ex(), auth.company(), &filter, page.fetch()).await?;
     Ok(Json(Page::by_id(items, limit, |c| c.id)))
 }
 
 /// Opens a conversation with a customer.
 #[utoipa::path(post, path = "/conversations", tag = "conversations", request_body = ConversationCreate,
     responses((status = 201, body = Conversation), (status = 422, body = ErrorBody)))]
-async fn create_conversation(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<ConversationCreate>) -> Result<(StatusCode, Json<Conversation>), ApiError> {
-    auth.require(Permission::ConversationsWrite)?;
+async fn create_conversation(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ConversationsWrite>,
+    ApiJson(req): ApiJson<ConversationCreate>,
+) -> Result<(StatusCode, Json<Conversation>), ApiError> {
     let subject = optional_text("subject", req.subject.as_deref(), 500)?;
     let company = auth.company();
     let mut tx = state.db.begin().await?;
-    if store::customers::get(&mut tx.ex(), company, req.customer_id).await?.is_none() {
+    if store::customers::get(&mut tx.ex(), company, req.customer_id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::invalid("customer_id", "no such customer"));
     }
     if let Some(account) = req.channel_account_id
-        && store::channels::get(&mut tx.ex(), company, account).await?.is_none()
+        && store::channels::get(&mut tx.ex(), company, account)
+            .await?
+            .is_none()
     {
-        return Err(ApiError::invalid("channel_account_id", "no such channel account"));
+        return Err(ApiError::invalid(
+            "channel_account_id",
+            "no such channel account",
+        ));
     }
     check_assignee(&mut tx.ex(), company, req.assignee_id).await?;
-    let conv = store::conversations::create(&mut tx.ex(), company, req.customer_id, req.channel_account_id, subject.as_deref(), req.assignee_id).await?;
+    let conv = store::conversations::create(
+        &mut tx.ex(),
+        company,
+        req.customer_id,
+        req.channel_account_id,
+        subject.as_deref(),
+        req.assignee_id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(created(conv))
 }
@@ -130,10 +165,16 @@ async fn create_conversation(State(state): State<Arc<AppState>>, auth: Auth, Api
 /// One conversation.
 #[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "conversation id")),
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
-async fn get_conversation(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<Conversation>, ApiError> {
-    auth.require(Permission::ConversationsRead)?;
+async fn get_conversation(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::ConversationsRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Conversation>, ApiError> {
     let mut conn = state.db.conn().await?;
-    store::conversations::get(&mut conn.ex(), auth.company(), id).await?.map(Json).ok_or_else(|| ApiError::not_found("conversation"))
+    store::conversations::get(&mut conn.ex(), auth.company(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 /// Changes status, assignee or subject.
@@ -142,17 +183,26 @@ async fn get_conversation(State(state): State<Arc<AppState>>, auth: Auth, ApiPat
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_conversation(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::ConversationsWrite>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<ConversationUpdate>,
 ) -> Result<Json<Conversation>, ApiError> {
-    auth.require(Permission::ConversationsWrite)?;
-    let subject = req.subject.map(|s| optional_text("subject", s.as_deref(), 500)).transpose()?;
+    let subject = req
+        .subject
+        .map(|s| optional_text("subject", s.as_deref(), 500))
+        .transpose()?;
     let mut tx = state.db.begin().await?;
     check_assignee(&mut tx.ex(), auth.company(), req.assignee_id.flatten()).await?;
-    let conv = store::conversations::update(&mut tx.ex(), auth.company(), id, req.status.map(|s| s.as_str()), req.assignee_id, subject)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv = store::conversations::update(
+        &mut tx.ex(),
+        auth.company(),
+        id,
+        req.status.map(|s| s.as_str()),
+        req.assignee_id,
+        subject,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("conversation"))?;
     tx.commit().await?;
     Ok(Json(conv))
 }

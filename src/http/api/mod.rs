@@ -53,11 +53,23 @@ impl PageParams {
         self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
     }
 
+    /// How many rows to fetch: one more than the page, to know whether another page follows.
+    fn fetch(&self) -> i64 {
+        self.limit() + 1
+    }
+
     /// The cursor as an id (for id-ordered lists).
     fn before_id(&self) -> Result<Option<i64>, super::ApiError> {
         self.cursor
             .as_deref()
-            .map(|c| c.parse::<i64>().map_err(|_| super::ApiError::bad_request("invalid_cursor", "cursor is not one this server made")))
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    super::ApiError::bad_request(
+                        "invalid_cursor",
+                        "cursor is not one this server made",
+                    )
+                })
+            })
             .transpose()
     }
 }
@@ -67,17 +79,27 @@ impl PageParams {
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
-    /// A page of id-ordered items: the cursor is the last id when the page is full.
-    fn by_id(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
-        let next_cursor = (items.len() as i64 == limit)
-            .then(|| items.last().map(|i| id(i).to_string()))
-            .flatten();
+    /// A page from `items` fetched with [`PageParams::fetch`]: the extra row, if present, is
+    /// dropped and tells that a next page exists; the cursor is made from the last item kept.
+    fn new(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        let next_cursor = if more {
+            items.last().map(cursor_of)
+        } else {
+            None
+        };
         Self { items, next_cursor }
+    }
+
+    /// Like [`Page::new`] for id-ordered lists, whose cursor is the last id.
+    fn by_id(items: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        Self::new(items, limit, |i| id(i).to_string())
     }
 }
 
@@ -88,13 +110,20 @@ fn required_text(field: &str, value: &str, max: usize) -> Result<String, super::
         return Err(super::ApiError::invalid(field, "must not be empty"));
     }
     if v.chars().count() > max {
-        return Err(super::ApiError::invalid(field, format!("must be at most {max} characters")));
+        return Err(super::ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(v.to_owned())
 }
 
 /// Like [`required_text`] for optional values; empty becomes `None`.
-fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, super::ApiError> {
+fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, super::ApiError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) => required_text(field, v, max).map(Some),
@@ -105,7 +134,8 @@ fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<
 fn optional_url(field: &str, value: Option<&str>) -> Result<Option<String>, super::ApiError> {
     let v = optional_text(field, value, 2048)?;
     if let Some(url) = &v
-        && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace))
+        && (!(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace))
     {
         return Err(super::ApiError::invalid(field, "must be an http(s) URL"));
     }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::required_text;
 use crate::domain::{Permission, PermissionSet, Timestamp};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorBody};
-use crate::http::extract::Auth;
+use crate::http::extract::{Auth, Authz, perm};
 use crate::http::{AppState, created};
 use crate::store::{self, audit, users::RoleRow};
 
@@ -73,11 +73,25 @@ pub(super) struct RoleUpdate {
     permissions: Option<Vec<Permission>>,
 }
 
+/// Refuses a permission set with anything the caller lacks.
+fn grantable(auth: &Auth, perms: &PermissionSet) -> Result<(), ApiError> {
+    match perms.iter().find(|p| !auth.principal.can(*p)) {
+        Some(p) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("cannot grant {p}, which you do not have"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The company's roles.
 #[utoipa::path(get, path = "/roles", tag = "roles",
     responses((status = 200, body = Vec<Role>), (status = 403, body = ErrorBody)))]
-async fn list_roles(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<Role>>, ApiError> {
-    auth.require(Permission::RolesRead)?;
+async fn list_roles(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::RolesRead>,
+) -> Result<Json<Vec<Role>>, ApiError> {
     let mut conn = state.db.conn().await?;
     let roles = store::users::list_roles(&mut conn.ex(), auth.company()).await?;
     Ok(Json(roles.into_iter().map(Role::from).collect()))
@@ -86,14 +100,26 @@ async fn list_roles(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
 /// Creates a role. Audited.
 #[utoipa::path(post, path = "/roles", tag = "roles", request_body = RoleCreate,
     responses((status = 201, body = Role), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn create_role(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req): ApiJson<RoleCreate>) -> Result<(StatusCode, Json<Role>), ApiError> {
-    auth.require(Permission::RolesWrite)?;
+async fn create_role(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::RolesWrite>,
+    ApiJson(req): ApiJson<RoleCreate>,
+) -> Result<(StatusCode, Json<Role>), ApiError> {
     let name = required_text("name", &req.name, 100)?;
     let perms = PermissionSet::new(req.permissions);
+    grantable(&auth, &perms)?;
     let mut tx = state.db.begin().await?;
     let role = store::users::create_role(&mut tx.ex(), auth.company(), &name, &perms).await?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "create", "role", Some(role.id),
-        &serde_json::json!({"name": name, "permissions": perms.to_stored()})).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "create",
+        "role",
+        Some(role.id),
+        &serde_json::json!({"name": name, "permissions": perms.to_stored()}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created(Role::from(role)))
 }
@@ -101,8 +127,11 @@ async fn create_role(State(state): State<Arc<AppState>>, auth: Auth, ApiJson(req
 /// One role.
 #[utoipa::path(get, path = "/roles/{id}", tag = "roles", params(("id" = i64, Path, description = "role id")),
     responses((status = 200, body = Role), (status = 404, body = ErrorBody)))]
-async fn get_role(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<Role>, ApiError> {
-    auth.require(Permission::RolesRead)?;
+async fn get_role(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::RolesRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Role>, ApiError> {
     let mut conn = state.db.conn().await?;
     store::users::get_role(&mut conn.ex(), auth.company(), id)
         .await?
@@ -117,26 +146,51 @@ async fn get_role(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): A
     responses((status = 200, body = Role), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn update_role(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::RolesWrite>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<RoleUpdate>,
 ) -> Result<Json<Role>, ApiError> {
-    auth.require(Permission::RolesWrite)?;
-    let name = req.name.as_deref().map(|n| required_text("name", n, 100)).transpose()?;
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| required_text("name", n, 100))
+        .transpose()?;
     let perms = req.permissions.map(PermissionSet::new);
+    if let Some(p) = &perms {
+        grantable(&auth, p)?;
+    }
     let mut tx = state.db.begin().await?;
-    let role = store::users::get_role(&mut tx.ex(), auth.company(), id).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    let role = store::users::get_role(&mut tx.ex(), auth.company(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role"))?;
     if role.builtin && name.as_ref().is_some_and(|n| *n != role.name) {
         return Err(ApiError::conflict("built-in roles cannot be renamed"));
     }
-    if role.builtin && role.name == store::companies::ADMIN_ROLE && perms.as_ref().is_some_and(|p| *p != PermissionSet::all()) {
+    if role.builtin
+        && role.name == store::companies::ADMIN_ROLE
+        && perms.as_ref().is_some_and(|p| *p != PermissionSet::all())
+    {
         return Err(ApiError::conflict("the admin role keeps every permission"));
     }
-    let role = store::users::update_role(&mut tx.ex(), auth.company(), id, name.as_deref(), perms.as_ref())
-        .await?
-        .ok_or_else(|| ApiError::not_found("role"))?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "update", "role", Some(id),
-        &serde_json::json!({"name": name, "permissions": perms.map(|p| p.to_stored())})).await?;
+    let role = store::users::update_role(
+        &mut tx.ex(),
+        auth.company(),
+        id,
+        name.as_deref(),
+        perms.as_ref(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("role"))?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "update",
+        "role",
+        Some(id),
+        &serde_json::json!({"name": name, "permissions": perms.map(|p| p.to_stored())}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(Role::from(role)))
 }
@@ -144,10 +198,15 @@ async fn update_role(
 /// Deletes a custom role that no user has. Audited.
 #[utoipa::path(delete, path = "/roles/{id}", tag = "roles", params(("id" = i64, Path, description = "role id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_role(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
-    auth.require(Permission::RolesWrite)?;
+async fn delete_role(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::RolesWrite>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
-    let role = store::users::get_role(&mut tx.ex(), auth.company(), id).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    let role = store::users::get_role(&mut tx.ex(), auth.company(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role"))?;
     if role.builtin {
         return Err(ApiError::conflict("built-in roles cannot be deleted"));
     }
@@ -155,7 +214,16 @@ async fn delete_role(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id)
         return Err(ApiError::conflict("the role is assigned to users"));
     }
     store::users::delete_role(&mut tx.ex(), auth.company(), id).await?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "delete", "role", Some(id), &serde_json::json!({"name": role.name})).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "delete",
+        "role",
+        Some(id),
+        &serde_json::json!({"name": role.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

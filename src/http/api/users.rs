@@ -2,21 +2,25 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{optional_text, optional_url, required_text};
-use crate::domain::{CompanyId, Permission, UserId, normalize_email};
+use crate::domain::{CompanyId, UserId, normalize_email};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ErrorBody, double_option};
-use crate::http::extract::Auth;
+use crate::http::extract::{Auth, Authz, perm};
 use crate::http::{AppState, created};
 use crate::secrets::{new_token, token_hash};
-use crate::store::{self, Ex, audit, auth::LoginEvent, users::{Invitation, NewUser, User, UserPatch}};
+use crate::store::{
+    self, Ex, audit,
+    auth::LoginEvent,
+    users::{Invitation, NewUser, RoleRow, User, UserPatch},
+};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -62,11 +66,47 @@ pub(super) struct UserUpdate {
     password: Option<String>,
 }
 
-async fn role_of_company(ex: &mut Ex<'_>, company: CompanyId, role_id: i64) -> Result<(), ApiError> {
-    match store::users::get_role(ex, company, role_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::invalid("role_id", "no such role")),
+/// Checks that the role exists in the company and grants nothing the caller lacks: nobody can
+/// hand out (or take for themselves) more than they have.
+async fn grantable_role(ex: &mut Ex<'_>, auth: &Auth, role_id: i64) -> Result<RoleRow, ApiError> {
+    let role = store::users::get_role(ex, auth.company(), role_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("role_id", "no such role"))?;
+    if let Some(p) = role
+        .permission_set()
+        .iter()
+        .find(|p| !auth.principal.can(*p))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("cannot grant {p}, which you do not have"),
+        ));
     }
+    Ok(role)
+}
+
+/// Refuses to remove the company's last admin (by deletion or by a role change).
+async fn keep_an_admin(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+    new_role: Option<i64>,
+) -> Result<(), ApiError> {
+    let Some(current) = store::users::get_user(ex, company, user).await? else {
+        return Ok(());
+    };
+    let Some(admin) = store::users::role_by_name(ex, company, store::companies::ADMIN_ROLE).await?
+    else {
+        return Ok(());
+    };
+    let loses_admin = current.role_id == admin.id && new_role.is_none_or(|r| r != admin.id);
+    if loses_admin && store::users::count_with_role(ex, company, admin.id).await? <= 1 {
+        return Err(ApiError::conflict(
+            "the company's last admin cannot be removed or demoted",
+        ));
+    }
+    Ok(())
 }
 
 fn email_field(text: &str) -> Result<String, ApiError> {
@@ -76,10 +116,14 @@ fn email_field(text: &str) -> Result<String, ApiError> {
 /// The company's users.
 #[utoipa::path(get, path = "/users", tag = "users",
     responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_users(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<User>>, ApiError> {
-    auth.require(Permission::UsersRead)?;
+async fn list_users(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersRead>,
+) -> Result<Json<Vec<User>>, ApiError> {
     let mut conn = state.db.conn().await?;
-    Ok(Json(store::users::list_users(&mut conn.ex(), auth.company()).await?))
+    Ok(Json(
+        store::users::list_users(&mut conn.ex(), auth.company()).await?,
+    ))
 }
 
 /// Creates a user. Audited.
@@ -87,20 +131,34 @@ async fn list_users(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Js
     responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::UsersWrite>,
     ApiJson(req): ApiJson<UserCreate>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    auth.require(Permission::UsersWrite)?;
     let name = required_text("name", &req.name, 200)?;
     let email = email_field(&req.email)?;
     let avatar = optional_url("avatar_url", req.avatar_url.as_deref())?;
     let hash = crate::auth::hash_password(&req.password).await?;
     let mut tx = state.db.begin().await?;
-    role_of_company(&mut tx.ex(), auth.company(), req.role_id).await?;
-    let new = NewUser { role_id: req.role_id, name: &name, email: &email, password_hash: &hash, avatar_url: avatar.as_deref() };
+    grantable_role(&mut tx.ex(), &auth, req.role_id).await?;
+    let new = NewUser {
+        role_id: req.role_id,
+        name: &name,
+        email: &email,
+        password_hash: &hash,
+        avatar_url: avatar.as_deref(),
+    };
     let user = store::users::create_user(&mut tx.ex(), auth.company(), &new).await?;
     let changes = serde_json::json!({"name": name, "email": email, "role_id": req.role_id, "avatar_url": avatar, "password": "set"});
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "create", "user", Some(user.id.0), &audit::redact(&changes)).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "create",
+        "user",
+        Some(user.id.0),
+        &audit::redact(&changes),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created(user))
 }
@@ -108,8 +166,11 @@ async fn create_user(
 /// One user.
 #[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
-async fn get_user(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<User>, ApiError> {
-    auth.require(Permission::UsersRead)?;
+async fn get_user(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<User>, ApiError> {
     let mut conn = state.db.conn().await?;
     store::users::get_user(&mut conn.ex(), auth.company(), UserId(id))
         .await?
@@ -123,13 +184,16 @@ async fn get_user(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): A
     responses((status = 200, body = User), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::UsersWrite>,
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<UserUpdate>,
 ) -> Result<Json<User>, ApiError> {
-    auth.require(Permission::UsersWrite)?;
     let mut patch = UserPatch {
-        name: req.name.as_deref().map(|n| required_text("name", n, 200)).transpose()?,
+        name: req
+            .name
+            .as_deref()
+            .map(|n| required_text("name", n, 200))
+            .transpose()?,
         email: req.email.as_deref().map(email_field).transpose()?,
         role_id: req.role_id,
         avatar_url: match &req.avatar_url {
@@ -143,7 +207,8 @@ async fn update_user(
     }
     let mut tx = state.db.begin().await?;
     if let Some(role) = req.role_id {
-        role_of_company(&mut tx.ex(), auth.company(), role).await?;
+        grantable_role(&mut tx.ex(), &auth, role).await?;
+        keep_an_admin(&mut tx.ex(), auth.company(), UserId(id), Some(role)).await?;
     }
     let user = store::users::update_user(&mut tx.ex(), auth.company(), UserId(id), &patch)
         .await?
@@ -153,7 +218,16 @@ async fn update_user(
     }
     let changes = serde_json::json!({"name": patch.name, "email": patch.email, "role_id": patch.role_id,
         "avatar_url": req.avatar_url, "password": req.password.as_ref().map(|_| "changed")});
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "update", "user", Some(id), &audit::redact(&changes)).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "update",
+        "user",
+        Some(id),
+        &audit::redact(&changes),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(user))
 }
@@ -161,16 +235,30 @@ async fn update_user(
 /// Deletes a user (not oneself). Audited.
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn delete_user(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
-    auth.require(Permission::UsersWrite)?;
+async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersWrite>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
     if auth.principal.user_id == UserId(id) {
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
     let mut tx = state.db.begin().await?;
-    let user = store::users::get_user(&mut tx.ex(), auth.company(), UserId(id)).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = store::users::get_user(&mut tx.ex(), auth.company(), UserId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    keep_an_admin(&mut tx.ex(), auth.company(), user.id, None).await?;
     store::users::delete_user(&mut tx.ex(), auth.company(), UserId(id)).await?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "delete", "user", Some(id),
-        &serde_json::json!({"email": user.email, "name": user.name})).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "delete",
+        "user",
+        Some(id),
+        &serde_json::json!({"email": user.email, "name": user.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,11 +266,18 @@ async fn delete_user(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id)
 /// A user's login history: IP, user agent, time and outcome of each attempt (P4).
 #[utoipa::path(get, path = "/users/{id}/logins", tag = "users", params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = Vec<LoginEvent>), (status = 404, body = ErrorBody)))]
-async fn user_logins(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<Json<Vec<LoginEvent>>, ApiError> {
-    auth.require(Permission::UsersRead)?;
+async fn user_logins(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersRead>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<LoginEvent>>, ApiError> {
     let mut conn = state.db.conn().await?;
-    store::users::get_user(&mut conn.ex(), auth.company(), UserId(id)).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(store::auth::login_events(&mut conn.ex(), auth.company(), UserId(id), 200).await?))
+    store::users::get_user(&mut conn.ex(), auth.company(), UserId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(
+        store::auth::login_events(&mut conn.ex(), auth.company(), UserId(id), 200).await?,
+    ))
 }
 
 /// A new invitation.
@@ -211,10 +306,14 @@ pub(super) struct InvitationCreated {
 /// The company's invitations.
 #[utoipa::path(get, path = "/invitations", tag = "users",
     responses((status = 200, body = Vec<Invitation>), (status = 403, body = ErrorBody)))]
-async fn list_invitations(State(state): State<Arc<AppState>>, auth: Auth) -> Result<Json<Vec<Invitation>>, ApiError> {
-    auth.require(Permission::UsersRead)?;
+async fn list_invitations(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersRead>,
+) -> Result<Json<Vec<Invitation>>, ApiError> {
     let mut conn = state.db.conn().await?;
-    Ok(Json(store::users::list_invitations(&mut conn.ex(), auth.company()).await?))
+    Ok(Json(
+        store::users::list_invitations(&mut conn.ex(), auth.company()).await?,
+    ))
 }
 
 /// Invites someone. The token is returned once and stored hashed. Audited.
@@ -222,25 +321,44 @@ async fn list_invitations(State(state): State<Arc<AppState>>, auth: Auth) -> Res
     responses((status = 201, body = InvitationCreated), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_invitation(
     State(state): State<Arc<AppState>>,
-    auth: Auth,
+    auth: Authz<perm::UsersWrite>,
     ApiJson(req): ApiJson<InvitationCreate>,
 ) -> Result<(StatusCode, Json<InvitationCreated>), ApiError> {
-    auth.require(Permission::UsersWrite)?;
     let email = email_field(&req.email)?;
     let name = optional_text("name", req.name.as_deref(), 200)?;
     let token = new_token("inv_")?;
     let expires_at = store::now_ms() + state.config.invitation_ttl_hours as i64 * 3_600_000;
     let mut tx = state.db.begin().await?;
-    role_of_company(&mut tx.ex(), auth.company(), req.role_id).await?;
-    if store::users::login_user(&mut tx.ex(), &email).await?.is_some() {
+    grantable_role(&mut tx.ex(), &auth, req.role_id).await?;
+    if store::users::login_user(&mut tx.ex(), &email)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::conflict("a user with this email exists"));
     }
-    let invitation = store::users::create_invitation(&mut tx.ex(), auth.company(), &email, name.as_deref(), req.role_id,
-        &token_hash(token.expose()), Some(auth.principal.user_id), expires_at).await?;
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "create", "invitation", Some(invitation.id),
-        &serde_json::json!({"email": email, "role_id": req.role_id})).await?;
+    let invitation = store::users::create_invitation(
+        &mut tx.ex(),
+        auth.company(),
+        &email,
+        name.as_deref(),
+        req.role_id,
+        &token_hash(token.expose()),
+        Some(auth.principal.user_id),
+        expires_at,
+    )
+    .await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "create",
+        "invitation",
+        Some(invitation.id),
+        &serde_json::json!({"email": email, "role_id": req.role_id}),
+    )
+    .await?;
     tx.commit().await?;
-    let base = crate::app::public_base_url(&state.config);
+    let base = &state.public_base;
     Ok(created(InvitationCreated {
         accept_url: format!("{base}/accept-invitation#token={}", token.expose()),
         token: token.expose().clone(),
@@ -251,13 +369,25 @@ async fn create_invitation(
 /// Revokes an invitation. Audited.
 #[utoipa::path(delete, path = "/invitations/{id}", tag = "users", params(("id" = i64, Path, description = "invitation id")),
     responses((status = 204, description = "revoked"), (status = 404, body = ErrorBody)))]
-async fn delete_invitation(State(state): State<Arc<AppState>>, auth: Auth, ApiPath(id): ApiPath<i64>) -> Result<StatusCode, ApiError> {
-    auth.require(Permission::UsersWrite)?;
+async fn delete_invitation(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::UsersWrite>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
     if !store::users::delete_invitation(&mut tx.ex(), auth.company(), id).await? {
         return Err(ApiError::not_found("invitation"));
     }
-    audit::record(&mut tx.ex(), auth.company(), &auth.actor(), "delete", "invitation", Some(id), &serde_json::json!({})).await?;
+    audit::record(
+        &mut tx.ex(),
+        auth.company(),
+        &auth.actor(),
+        "delete",
+        "invitation",
+        Some(id),
+        &serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -296,7 +426,13 @@ async fn accept_invitation(
     if !store::users::mark_invitation_accepted(&mut tx.ex(), inv.id).await? {
         return Err(ApiError::conflict("invitation already used"));
     }
-    let new = NewUser { role_id: inv.role_id, name: &name, email: &inv.email, password_hash: &hash, avatar_url: None };
+    let new = NewUser {
+        role_id: inv.role_id,
+        name: &name,
+        email: &inv.email,
+        password_hash: &hash,
+        avatar_url: None,
+    };
     let user = store::users::create_user(&mut tx.ex(), inv.company_id, &new).await?;
     let actor = audit::Actor {
         user_id: Some(user.id),
@@ -304,8 +440,16 @@ async fn accept_invitation(
         ip: Some(meta.ip.to_string()),
         user_agent: meta.user_agent.clone(),
     };
-    audit::record(&mut tx.ex(), inv.company_id, &actor, "accept", "invitation", Some(inv.id),
-        &serde_json::json!({"user_id": user.id, "email": user.email})).await?;
+    audit::record(
+        &mut tx.ex(),
+        inv.company_id,
+        &actor,
+        "accept",
+        "invitation",
+        Some(inv.id),
+        &serde_json::json!({"user_id": user.id, "email": user.email}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(created(user))
 }
