@@ -21,6 +21,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# --- tools the tests drive ---------------------------------------------------------------------
+command -v openssl >/dev/null 2>&1 || apt_install openssl    # a throw-away TLS certificate
+command -v python3 >/dev/null 2>&1 || apt_install python3    # picking a free port
+
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_bin() {
     local dir
