@@ -645,8 +645,7 @@ fn rotate_key_re_encrypts_credentials_and_keeps_them_readable() {
         std::fs::read_to_string(d.join("app.key.rotated"))
             .unwrap()
             .lines()
-            .filter(|l| !l.starts_with('#'))
-            .next()
+            .find(|l| !l.starts_with('#'))
             .unwrap(),
         printed
     );
