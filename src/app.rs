@@ -15,11 +15,8 @@ use crate::store::{self, Db, audit::Actor};
 /// Connects to the configured database and applies migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let url = config.effective_database_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
-    }
+    // The data directory holds the key file even when the database is PostgreSQL.
+    create_private_dir(&config.data_dir)?;
     let db = Db::connect(&url, config.database_max_connections)
         .await
         .with_context(|| format!("cannot open database ({})", redact_url(&url)))?;
@@ -28,6 +25,24 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     store::companies::sync_builtin_roles(&mut conn.ex()).await?;
     drop(conn);
     Ok(db)
+}
+
+/// Creates the data directory readable by the server's user only (it holds personal data and the
+/// key); an existing directory is left as the operator made it.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
 }
 
 /// Loads the application keys, generating the key file on first start.

@@ -46,6 +46,7 @@ async fn error_code(resp: reqwest::Response) -> String {
         .to_owned()
 }
 
+// P4 (login IP, user agent, time), P22 (Secure cookie behind a TLS proxy)
 async fn login_sets_a_safe_cookie_and_logout_ends_the_session(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;
@@ -165,6 +166,7 @@ async fn login_sets_a_safe_cookie_and_logout_ends_the_session(backend: Backend) 
     assert_eq!(logins[0]["ip"], "203.0.113.9");
 }
 
+// P14
 async fn login_limit_answers_429_with_retry_after(backend: Backend) {
     let Some(s) = TestServer::start_with(backend, |c| {
         c.login_max_failures_per_account = 3;
@@ -234,6 +236,7 @@ async fn login_limit_answers_429_with_retry_after(backend: Backend) {
     ));
 }
 
+// P13, P25
 async fn audited_actions_record_ip_and_user_agent(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;
@@ -398,6 +401,7 @@ async fn audited_actions_record_ip_and_user_agent(backend: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
+// P23
 async fn credentials_never_leave_in_responses(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;
@@ -867,6 +871,7 @@ async fn customers_timeline_and_merge_through_the_api(backend: Backend) {
     );
 }
 
+// P24
 async fn passwords_use_cost_12_and_laravel_hashes_log_in(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;
@@ -924,6 +929,7 @@ async fn passwords_use_cost_12_and_laravel_hashes_log_in(backend: Backend) {
     );
 }
 
+// P3
 async fn nobody_grants_more_than_they_have(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {
         return;

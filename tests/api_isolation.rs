@@ -534,6 +534,7 @@ async fn other_companys_resources_answer_404(backend: Backend) {
     assert_eq!(accepted.body["role_id"], a_role);
 }
 
+// P3
 async fn every_route_checks_a_permission(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;

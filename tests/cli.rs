@@ -214,6 +214,8 @@ fn first_run_creates_the_database_key_and_an_admin_who_can_log_in() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "app.key must be private");
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data directory must be private");
     }
     let (code, lines) = s.terminate();
     assert_eq!(code, 0, "graceful shutdown exits 0:\n{}", lines.join("\n"));
@@ -541,6 +543,7 @@ fn admin_commands_create_what_they_say_and_refuse_bad_input() {
 }
 
 #[test]
+// P23
 fn rotate_key_re_encrypts_credentials_and_keeps_them_readable() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -664,6 +667,7 @@ fn rotate_key_re_encrypts_credentials_and_keeps_them_readable() {
 }
 
 #[test]
+// P22
 fn serves_https_with_a_configured_certificate_and_logs_json() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -23,7 +23,35 @@ both_backends!(
     audit_log_filters_and_scope,
     sessions_and_tokens_resolve_principals,
     deleting_a_customer_removes_their_data,
+    users_hold_only_the_profile_the_policy_names,
 );
+
+// P19: nothing in the server deletes audit rows; they go only with their company (P20, by cascade).
+#[test]
+fn audit_logs_are_never_pruned() {
+    fn scan(dir: &std::path::Path, hits: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                scan(&path, hits);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap().to_lowercase();
+                if text.contains("delete from audit_logs") || text.contains("update audit_logs") {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    scan(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut hits,
+    );
+    assert!(
+        hits.is_empty(),
+        "audit rows are deleted or changed in {hits:?}"
+    );
+}
 
 async fn db(backend: Backend) -> Option<(TestDb, store::Db)> {
     let t = TestDb::new(backend).await?;
@@ -31,6 +59,7 @@ async fn db(backend: Backend) -> Option<(TestDb, store::Db)> {
     Some((t, db))
 }
 
+// P2, P3
 async fn companies_get_builtin_roles_and_unique_slugs(backend: Backend) {
     let Some((_t, db)) = db(backend).await else {
         return;
@@ -592,6 +621,7 @@ async fn conversations_filter_and_scope(backend: Backend) {
     );
 }
 
+// P23
 async fn credentials_are_encrypted_and_rotate(backend: Backend) {
     let Some((_t, db)) = db(backend).await else {
         return;
@@ -661,6 +691,7 @@ async fn credentials_are_encrypted_and_rotate(backend: Backend) {
     );
 }
 
+// P13
 async fn audit_log_filters_and_scope(backend: Backend) {
     let Some((_t, db)) = db(backend).await else {
         return;
@@ -740,6 +771,7 @@ async fn audit_log_filters_and_scope(backend: Backend) {
     );
 }
 
+// P4
 async fn sessions_and_tokens_resolve_principals(backend: Backend) {
     let Some((_t, db)) = db(backend).await else {
         return;
@@ -912,4 +944,41 @@ async fn deleting_a_customer_removes_their_data(backend: Backend) {
     )
     .await
     .unwrap();
+}
+
+// P1: the users table holds the account profile the policy names, and nothing else personal.
+async fn users_hold_only_the_profile_the_policy_names(backend: Backend) {
+    let Some((_t, db)) = db(backend).await else {
+        return;
+    };
+    let mut c = db.conn().await.unwrap();
+    let mut columns: Vec<String> = match &mut c.ex() {
+        store::Ex::Sqlite(conn) => {
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('users')")
+                .fetch_all(&mut **conn)
+                .await
+                .unwrap()
+        }
+        store::Ex::Postgres(conn) => sqlx::query_scalar(
+            "SELECT column_name::TEXT FROM information_schema.columns WHERE table_name = 'users'",
+        )
+        .fetch_all(&mut **conn)
+        .await
+        .unwrap(),
+    };
+    columns.sort();
+    assert_eq!(
+        columns,
+        [
+            "avatar_url",
+            "company_id",
+            "created_at",
+            "email",
+            "id",
+            "name",
+            "password_hash",
+            "role_id",
+            "updated_at"
+        ]
+    );
 }
