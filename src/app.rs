@@ -161,12 +161,12 @@ impl Server {
         let base = match config.public_url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
-                let host = if http_addr.ip().is_unspecified() {
-                    "localhost".to_owned()
+                if http_addr.ip().is_unspecified() {
+                    format!("{scheme}://localhost:{}", http_addr.port())
                 } else {
-                    http_addr.ip().to_string()
-                };
-                format!("{scheme}://{host}:{}", http_addr.port())
+                    // SocketAddr's Display brackets IPv6 addresses, as URLs need.
+                    format!("{scheme}://{http_addr}")
+                }
             }
         };
         first_run(&db, &config, &base).await?;

@@ -202,7 +202,9 @@ impl Keyring {
     /// Writes the ring to `path` with mode 0600, atomically (temporary file, then rename).
     pub fn write_file(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write as _;
-        let tmp = path.with_extension("key.tmp");
+        let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]

@@ -193,6 +193,34 @@ async fn login_limit_answers_429_with_retry_after(backend: Backend) {
         .unwrap();
     assert!((1..=600).contains(&retry), "Retry-After {retry}");
     assert_eq!(error_code(r).await, "rate_limited");
+    // The account's history shows the failed and refused attempts (P4).
+    let logins: Value = s
+        .req(
+            Method::GET,
+            &format!("/api/v1/users/{}/logins", a.admin),
+            &a.admin_token,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = logins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "rate_limited",
+            "bad_credentials",
+            "bad_credentials",
+            "bad_credentials"
+        ]
+    );
     // Another account from the same IP still works, until the IP limit is reached.
     assert_eq!(
         login(&s, &a.agent_email, PASSWORD).await.status(),
@@ -711,6 +739,17 @@ async fn customers_timeline_and_merge_through_the_api(backend: Backend) {
         .unwrap();
     assert_eq!(caller["identities"][0]["external_id"], "+4915123456789");
     let caller_id = caller["id"].as_i64().unwrap();
+    // Two customers, a page of two: the page is exactly full and is the last one.
+    let page: Value = s
+        .req(Method::GET, "/api/v1/customers?limit=2", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert!(page["next_cursor"].is_null(), "no empty extra page: {page}");
     // Search by the number as people type it.
     for q in ["+49 151 2345 6789", "0151 2345", "23456789"] {
         let found: Value = s
@@ -1001,6 +1040,32 @@ async fn nobody_grants_more_than_they_have(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Nor take over an admin's account by changing its password or email, or delete it.
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/users/{}", a.admin), t)
+        .json(&json!({"password": "taken-over-pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/users/{}", a.admin), t)
+        .json(&json!({"email": "mine@a.example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = s
+        .req(Method::DELETE, &format!("/api/v1/users/{}", a.admin), t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        login(&s, &a.admin_email, PASSWORD).await.status(),
+        StatusCode::OK,
+        "the admin's password is unchanged"
+    );
     // What they do hold, they can hand out.
     let r = s
         .req(Method::POST, "/api/v1/roles", t)
@@ -1009,6 +1074,31 @@ async fn nobody_grants_more_than_they_have(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+    // …and manage the users who hold no more than they do.
+    let reader: Value = r.json().await.unwrap();
+    let r = s.req(Method::POST, "/api/v1/users", t)
+        .json(&json!({"name": "R", "email": "r@a.example.com", "password": "reader-password", "role_id": reader["id"]}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rid = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/users/{rid}"), t)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/users/{}", a.agent), t)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "agents hold customer permissions the manager lacks"
+    );
 
     // The last admin cannot be demoted or deleted; with a second admin, they can.
     let agent_role = roles

@@ -150,15 +150,20 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         let principal = if let Some(token) = bearer {
             store::auth::token_principal(&mut conn.ex(), &token_hash(token)).await?
         } else if let Some(token) = cookie(parts, SESSION_COOKIE) {
-            let p = store::auth::session_principal(&mut conn.ex(), &token_hash(token)).await?;
-            if let Some(id) = p.as_ref().and_then(|p| p.session_id) {
-                store::auth::touch_session(&mut conn.ex(), id, &meta.ip.to_string()).await?;
-            }
-            p
+            store::auth::session_principal(&mut conn.ex(), &token_hash(token)).await?
         } else {
             None
         };
         let principal = principal.ok_or_else(ApiError::unauthorized)?;
+        if principal.use_is_stale(store::now_ms()) {
+            match (principal.session_id, principal.token_id) {
+                (Some(id), _) => {
+                    store::auth::touch_session(&mut conn.ex(), id, &meta.ip.to_string()).await?
+                }
+                (None, Some(id)) => store::auth::touch_token(&mut conn.ex(), id).await?,
+                (None, None) => {}
+            }
+        }
         Ok(Self {
             principal: principal.into(),
             meta,

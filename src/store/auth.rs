@@ -21,6 +21,16 @@ pub struct Principal {
     pub session_id: Option<i64>,
     /// The token row, when authenticated by API token.
     pub token_id: Option<i64>,
+    /// When the session or token was last noted as used (Unix ms).
+    pub last_used_at: Option<i64>,
+}
+
+impl Principal {
+    /// Whether the last-use time is old enough to be written again: at most once a minute, so
+    /// that reads do not turn into writes (SQLite has one writer at a time).
+    pub fn use_is_stale(&self, now: i64) -> bool {
+        self.last_used_at.is_none_or(|t| t < now - 60_000)
+    }
 }
 
 /// Records a login attempt: `outcome` is `success`, `bad_credentials`, `rate_limited` or `closed`.
@@ -102,24 +112,34 @@ pub async fn create_session(
 pub async fn session_principal(ex: &mut Ex<'_>, token_hash: &str) -> Result<Option<Principal>> {
     Ok(q!(ex, opt Principal,
         "SELECT u.id AS user_id, u.company_id, u.email, r.permissions, s.id AS session_id, \
-                CAST(NULL AS BIGINT) AS token_id \
+                CAST(NULL AS BIGINT) AS token_id, s.last_seen_at AS last_used_at \
          FROM sessions s JOIN users u ON u.id = s.user_id JOIN roles r ON r.id = u.role_id \
          JOIN companies c ON c.id = u.company_id \
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND c.status = 'active'",
         token_hash, now_ms())?)
 }
 
-/// Notes that a session was used now, from `ip` (P4); at most once a minute per session.
+/// Notes that a session was used now, from `ip` (P4).
 pub async fn touch_session(ex: &mut Ex<'_>, id: i64, ip: &str) -> Result<()> {
-    let now = now_ms();
     q!(
         ex,
         exec,
-        "UPDATE sessions SET last_seen_at = $2, ip = $3 WHERE id = $1 AND last_seen_at < $4",
+        "UPDATE sessions SET last_seen_at = $2, ip = $3 WHERE id = $1",
         id,
-        now,
-        ip,
-        now - 60_000
+        now_ms(),
+        ip
+    )?;
+    Ok(())
+}
+
+/// Notes that an API token was used now.
+pub async fn touch_token(ex: &mut Ex<'_>, id: i64) -> Result<()> {
+    q!(
+        ex,
+        exec,
+        "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1",
+        id,
+        now_ms()
     )?;
     Ok(())
 }
@@ -213,23 +233,11 @@ pub async fn delete_token(
 
 /// The principal of a valid API token of an active company.
 pub async fn token_principal(ex: &mut Ex<'_>, token_hash: &str) -> Result<Option<Principal>> {
-    let principal = q!(ex, opt Principal,
+    Ok(q!(ex, opt Principal,
         "SELECT u.id AS user_id, u.company_id, u.email, r.permissions, \
-                CAST(NULL AS BIGINT) AS session_id, t.id AS token_id \
+                CAST(NULL AS BIGINT) AS session_id, t.id AS token_id, t.last_used_at \
          FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN roles r ON r.id = u.role_id \
          JOIN companies c ON c.id = u.company_id \
          WHERE t.token_hash = $1 AND c.status = 'active'",
-        token_hash)?;
-    if let Some(p) = &principal {
-        let now = now_ms();
-        q!(
-            ex,
-            exec,
-            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
-            p.token_id,
-            now,
-            now - 60_000
-        )?;
-    }
-    Ok(principal)
+        token_hash)?)
 }

@@ -410,3 +410,16 @@ pub async fn delete_invitation(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> 
     )?;
     Ok(n > 0)
 }
+
+/// Takes a write lock on a role's row until the transaction ends (a no-op update, which both
+/// SQLite and PostgreSQL treat as a write), to serialise checks that count the role's users.
+pub async fn lock_role(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<()> {
+    q!(
+        ex,
+        exec,
+        "UPDATE roles SET updated_at = updated_at WHERE company_id = $1 AND id = $2",
+        company,
+        id
+    )?;
+    Ok(())
+}

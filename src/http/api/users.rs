@@ -86,6 +86,28 @@ async fn grantable_role(ex: &mut Ex<'_>, auth: &Auth, role_id: i64) -> Result<Ro
     Ok(role)
 }
 
+/// Refuses to act on a user who holds a permission the caller lacks: changing their password or
+/// email, or deleting them, would hand the caller that permission (or take it from the company).
+async fn manageable_user(ex: &mut Ex<'_>, auth: &Auth, user: UserId) -> Result<User, ApiError> {
+    let target = store::users::get_user(ex, auth.company(), user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let role = store::users::get_role(ex, auth.company(), target.role_id).await?;
+    if let Some(p) = role
+        .map(|r| r.permission_set())
+        .unwrap_or_default()
+        .iter()
+        .find(|p| !auth.principal.can(*p))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this user holds {p}, which you do not have"),
+        ));
+    }
+    Ok(target)
+}
+
 /// Refuses to remove the company's last admin (by deletion or by a role change).
 async fn keep_an_admin(
     ex: &mut Ex<'_>,
@@ -101,6 +123,11 @@ async fn keep_an_admin(
         return Ok(());
     };
     let loses_admin = current.role_id == admin.id && new_role.is_none_or(|r| r != admin.id);
+    if loses_admin {
+        // Lock the admin role's row (a write, in both databases) so that two concurrent
+        // demotions serialise here and the second one counts what the first one left.
+        store::users::lock_role(ex, company, admin.id).await?;
+    }
     if loses_admin && store::users::count_with_role(ex, company, admin.id).await? <= 1 {
         return Err(ApiError::conflict(
             "the company's last admin cannot be removed or demoted",
@@ -206,6 +233,7 @@ async fn update_user(
         patch.password_hash = Some(crate::auth::hash_password(pw).await?);
     }
     let mut tx = state.db.begin().await?;
+    manageable_user(&mut tx.ex(), &auth, UserId(id)).await?;
     if let Some(role) = req.role_id {
         grantable_role(&mut tx.ex(), &auth, role).await?;
         keep_an_admin(&mut tx.ex(), auth.company(), UserId(id), Some(role)).await?;
@@ -244,9 +272,7 @@ async fn delete_user(
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
     let mut tx = state.db.begin().await?;
-    let user = store::users::get_user(&mut tx.ex(), auth.company(), UserId(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let user = manageable_user(&mut tx.ex(), &auth, UserId(id)).await?;
     keep_an_admin(&mut tx.ex(), auth.company(), user.id, None).await?;
     store::users::delete_user(&mut tx.ex(), auth.company(), UserId(id)).await?;
     audit::record(
