@@ -25,7 +25,7 @@ pub fn linear_to_ulaw(sample: i16) -> u8 {
         0xFF
     };
     pcm = pcm.min(ULAW_CLIP) + (ULAW_BIAS >> 2);
-    let segment = segment_of(pcm, 0x3F);
+    let segment = segment_of(pcm, 6);
     let code = if segment >= 8 {
         0x7F
     } else {
@@ -44,7 +44,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
         pcm = -pcm - 1;
         0x55
     };
-    let segment = segment_of(pcm, 0x1F);
+    let segment = segment_of(pcm, 5);
     let code = if segment >= 8 {
         0x7F
     } else if segment < 2 {
@@ -55,13 +55,11 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     code ^ mask
 }
 
-/// The segment (0–7, or 8 past the last) whose upper bound `first_end << segment` holds `value`.
-fn segment_of(value: i32, first_end: i32) -> i32 {
-    let mut segment = 0;
-    while segment < 8 && value > ((first_end + 1) << segment) - 1 {
-        segment += 1;
-    }
-    segment
+/// The segment (0–7, or 8 and more past the last) of a non-negative `value`, where segment 0
+/// holds values of up to `first_bits` bits and each further segment one bit more.
+fn segment_of(value: i32, first_bits: u32) -> i32 {
+    let bits = 32 - value.leading_zeros();
+    bits.saturating_sub(first_bits) as i32
 }
 
 const fn ulaw_decode(code: u8) -> i16 {
