@@ -225,7 +225,7 @@ impl TestServer {
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
-        pub mod sqlite {
+        mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
@@ -233,7 +233,7 @@ macro_rules! both_backends {
                 }
             )*
         }
-        pub mod postgres {
+        mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {

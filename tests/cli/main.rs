@@ -1,0 +1,148 @@
+//! The `masterz` binary as an operator uses it: first run, admin commands, key rotation, TLS, JSON logs, graceful shutdown. Runs the real executable on SQLite in temporary directories.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod serve;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_masterz");
+
+/// A `masterz` command on `dir` as its data directory, with a clean MASTERZ_* environment.
+pub(crate) fn masterz(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MASTERZ_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("MASTERZ_DATA_DIR", dir).stdin(Stdio::null());
+    cmd
+}
+
+pub(crate) struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("run masterz");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A running `masterz serve` whose stderr lines are collected.
+pub(crate) struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .arg("serve")
+            .env("MASTERZ_HTTP_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` (at most 60 s) and returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!("no line with {needle:?} in:\n{}", self.seen.join("\n"));
+    }
+
+    /// The HTTP base URL from the "HTTP listening" log line.
+    fn base(&mut self) -> String {
+        let line = self.wait_for("HTTP listening");
+        let addr = line
+            .split("http_addr=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(|a| a.trim_matches('"').to_owned());
+        let addr = addr.or_else(|| {
+            let v: Value = serde_json::from_str(&line).ok()?;
+            v["http_addr"].as_str().map(str::to_owned)
+        });
+        let scheme = if line.contains("https") {
+            "https"
+        } else {
+            "http"
+        };
+        format!(
+            "{scheme}://{}",
+            addr.expect("address in the listening line")
+        )
+    }
+
+    /// Sends SIGTERM and returns the exit code, failing if the process takes over 15 s.
+    fn terminate(mut self) -> (i32, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                    self.seen.push(l);
+                }
+                return (status.code().unwrap_or(-1), std::mem::take(&mut self.seen));
+            }
+            assert!(Instant::now() < deadline, "masterz did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
