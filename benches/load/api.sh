@@ -35,7 +35,8 @@ for i in range(1000):
     urllib.request.urlopen(req).read()
 PY
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, backend ${MASTERZ_DATABASE_URL:+postgres}${MASTERZ_DATABASE_URL:-sqlite}, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+BACKEND=sqlite; [ -n "${MASTERZ_DATABASE_URL:-}" ] && BACKEND=postgres
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, backend $BACKEND, wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
 for path in /healthz "/api/v1/customers/500" "/api/v1/customers?limit=50" "/api/v1/customers?q=Customer%2099"; do
     echo "## GET $path"
     if [ "$path" = /healthz ]; then
