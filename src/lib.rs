@@ -7,6 +7,8 @@
 //! - [`http`]: the JSON API and operations endpoints;
 //! - [`app`]: wiring a [`config::Config`] into a running [`app::Server`]; [`cli`]: the commands.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod auth;
 pub mod cli;
