@@ -5,7 +5,7 @@
 //! well-formed but invalid, 429 slow down) and `{"error": {"code", "message"}}`. Internal causes
 //! are logged, never sent.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -216,17 +216,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Query parameters whose rejections are 400 with a JSON body.
+/// Query parameters whose rejections are 400 with a JSON body. An empty parameter (`?q=`) counts
+/// as absent, as HTML forms and most clients mean it.
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|r: QueryRejection| ApiError::bad_request("invalid_query", r.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.query().unwrap_or("");
+        let present: Vec<&str> = raw
+            .split('&')
+            .filter(|pair| {
+                pair.split_once('=')
+                    .map_or(!pair.is_empty(), |(_, v)| !v.is_empty())
+            })
+            .collect();
+        serde_urlencoded::from_str(&present.join("&"))
+            .map(Self)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("Failed to deserialize query string: {e}"),
+                )
+            })
     }
 }
 

@@ -99,6 +99,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .routes(routes!(openapi_json))
         .nest("/api/v1", api::routes())
         .split_for_parts();
+    let mut openapi = openapi;
+    document_standard_errors(&mut openapi);
     let json = openapi.to_pretty_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot render the OpenAPI document");
         "{}".into()
@@ -122,6 +124,65 @@ pub fn app(state: Arc<AppState>) -> Router {
             ApiError::internal("request handler panicked").into_response()
         }))
         .with_state(state)
+}
+
+/// Adds to every operation the error answers that the shared extractors can give, so the document
+/// names every status a client can see: 400 (path or query), 401/403 (authenticated routes),
+/// 404 (routes with an id), 413/415/422 (routes with a JSON body), 500.
+fn document_standard_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let has_id = path.contains('{');
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.put,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // An empty requirement in the list marks a public route.
+            let public = op.security.as_ref().is_some_and(|s| {
+                s.iter()
+                    .any(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+            });
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(description).into());
+            };
+            if path.starts_with("/api/v1") {
+                add("400", "malformed path, query or body");
+                add("500", "internal error (details are logged, not sent)");
+            }
+            if !public {
+                add("401", "no valid session cookie or bearer token");
+                add("403", "the role lacks the route's permission");
+            }
+            if has_id {
+                add("404", "no such resource in the caller's company");
+            }
+            if op.request_body.is_some() {
+                add("413", "body larger than max_body_bytes");
+                add("415", "body is not application/json");
+                add("422", "a field is missing, mistyped or invalid");
+            }
+        }
+    }
 }
 
 async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -233,10 +233,14 @@ impl Db {
         })
     }
 
-    /// A new transaction.
+    /// A new transaction, for writing.
+    ///
+    /// On SQLite it starts with `BEGIN IMMEDIATE`: it takes the write lock at once (waiting up to
+    /// the busy timeout) instead of upgrading a read lock later, which SQLite refuses at once with
+    /// "database is locked" when another writer got in between.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }

@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::common::{Backend, TestServer, seed_tenant};
 
 both_backends!(
+    concurrent_writes_never_fail_on_locks,
     audited_actions_record_ip_and_user_agent,
     credentials_never_leave_in_responses,
     bad_input_gets_a_clear_error_never_500,
@@ -572,5 +573,78 @@ async fn customers_timeline_and_merge_through_the_api(backend: Backend) {
         .unwrap()
         .status(),
         StatusCode::NOT_FOUND
+    );
+}
+
+/// Transactions that read before they write, many at once: SQLite must queue them (BEGIN
+/// IMMEDIATE), not fail them with "database is locked".
+async fn concurrent_writes_never_fail_on_locks(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let a = seed_tenant(s.store(), "a").await;
+    let t = a.admin_token.as_str();
+    let customer: Value = s
+        .req(Method::POST, "/api/v1/customers", t)
+        .json(&json!({"display_name": "C"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let role: Value = s
+        .req(Method::POST, "/api/v1/roles", t)
+        .json(&json!({"name": "r", "permissions": []}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut requests = Vec::new();
+    for i in 0..48 {
+        let rb = match i % 3 {
+            0 => s
+                .req(
+                    Method::POST,
+                    &format!("/api/v1/customers/{}/notes", customer["id"]),
+                    t,
+                )
+                .json(&json!({"body": format!("note {i}")})),
+            1 => s
+                .req(Method::PATCH, &format!("/api/v1/roles/{}", role["id"]), t)
+                .json(&json!({"name": format!("r{i}")})),
+            _ => s
+                .req(Method::PATCH, &format!("/api/v1/users/{}", a.agent), t)
+                .json(&json!({"name": format!("agent {i}")})),
+        };
+        requests.push(tokio::spawn(
+            async move { rb.send().await.unwrap().status() },
+        ));
+    }
+    for r in requests {
+        let status = r.await.unwrap();
+        assert!(
+            status.is_success(),
+            "a concurrent write failed with {status}"
+        );
+    }
+    let timeline: Value = s
+        .req(
+            Method::GET,
+            &format!("/api/v1/customers/{}/timeline?limit=200", customer["id"]),
+            t,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        timeline["items"].as_array().unwrap().len(),
+        16,
+        "every note was stored"
     );
 }

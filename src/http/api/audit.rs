@@ -38,10 +38,10 @@ pub(super) struct AuditQuery {
     /// Only this user's actions.
     actor_id: Option<i64>,
     /// Only at or after this time (RFC 3339).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<Timestamp>,
     /// Only before this time (RFC 3339).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<Timestamp>,
     /// Items per page (1–200, default 50).
     limit: Option<i64>,
