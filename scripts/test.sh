@@ -23,7 +23,8 @@ apt_install() {
 
 # --- tools the tests drive ---------------------------------------------------------------------
 command -v openssl >/dev/null 2>&1 || apt_install openssl    # a throw-away TLS certificate
-command -v python3 >/dev/null 2>&1 || apt_install python3    # picking a free port
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip  # free ports; schemathesis
+command -v curl >/dev/null 2>&1 || apt_install curl          # waiting for a server to answer
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_bin() {
@@ -82,6 +83,12 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "${TMPDIR:-/tmp}/masterz-test.log"
 status=${PIPESTATUS[0]}
 set -e
+
+log "API fuzzing: schemathesis against the OpenAPI document (no 5xx, documented statuses and schemas)"
+if ! bash scripts/api-fuzz.sh 40; then
+    echo "API fuzzing failed"
+    status=1
+fi
 
 passed=$(grep -Eo 'test result: .* ([0-9]+) passed' "${TMPDIR:-/tmp}/masterz-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/masterz-test.log" | awk '{s+=$1} END {print s+0}')
