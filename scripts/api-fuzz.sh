@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 EXAMPLES=${1:-40}
 SEED=${SEED:-20261125}
 if ! command -v schemathesis >/dev/null 2>&1; then
-    python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 2>&1 | grep -v 'Running pip as the' || true
+    # Debian's own Python refuses pip installs outside a venv (PEP 668); the image's pyenv does not.
+    python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'schemathesis>=4,<5' 2>/dev/null
+    hash -r
 fi
 ST=$(command -v schemathesis || echo "python3 -m schemathesis.cli")
 cargo build --quiet --bin masterz
