@@ -97,6 +97,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .routes(routes!(readyz))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(accept_invitation_page))
         .nest("/api/v1", api::routes())
         .split_for_parts();
     let mut openapi = openapi;
@@ -261,6 +262,21 @@ async fn openapi_json(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         state.openapi.get().cloned().unwrap_or_default(),
+    )
+}
+
+/// The page an invitation link opens: sets a name and password through
+/// `POST /api/v1/invitations/accept`. Self-contained (no external assets), so it works on a LAN.
+#[utoipa::path(get, path = "/accept-invitation", tag = "operations", security(()),
+    responses((status = 200, description = "HTML form", body = String, content_type = "text/html")))]
+async fn accept_invitation_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        include_str!("pages/accept-invitation.html"),
     )
 }
 

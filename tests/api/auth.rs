@@ -274,6 +274,21 @@ async fn invitations_set_a_password_once(backend: Backend) {
         .await
         .unwrap();
     assert!(!listed.contains(&token));
+    // The link opens a page of this server with the form.
+    let url = inv["accept_url"].as_str().unwrap();
+    assert!(url.starts_with(&s.base), "{url}");
+    let page = s.http.get(url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/api/v1/invitations/accept") && html.contains("<label for=\"password\">")
+    );
     // Accepting needs no login; a short password is refused and uses nothing up.
     let accept = |password: &'static str| {
         let s = &s;
