@@ -208,10 +208,21 @@ impl Server {
         Ok(())
     }
 
-    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+    /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully. If the HTTP server stops by
+    /// itself (it should not), that is an error rather than a process that serves nothing.
+    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
-        wait_for_signal().await;
+        tokio::select! {
+            () = wait_for_signal() => {}
+            ended = &mut self.task => {
+                self.state.db.close().await;
+                return match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("HTTP server stopped unexpectedly")),
+                    Ok(Err(e)) => Err(anyhow::Error::new(e).context("HTTP server failed")),
+                    Err(e) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+                };
+            }
+        }
         tracing::info!("shutting down");
         self.shutdown(grace).await
     }
