@@ -176,6 +176,9 @@ settings! {
     initial_admin_email: String = "admin@masterz.local".to_owned();
     /// Password of the first admin. Empty: a random one, printed once on the first start.
     initial_admin_password: Option<Secret<String>> = None;
+    /// Bearer token that `GET /metrics` requires. Empty: `/metrics` is open (the Prometheus
+    /// convention; it carries counts only, no personal data).
+    metrics_token: Option<Secret<String>> = None;
     /// Seconds a graceful shutdown waits for requests in flight before exiting.
     shutdown_grace_secs: u64 = 10;
 }

@@ -242,17 +242,39 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
     }
 }
 
-/// Metrics in Prometheus text format.
+/// Metrics in Prometheus text format. With `metrics_token` configured, the scraper must send it
+/// as `Authorization: Bearer …`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "metrics_token is set and was not sent", body = error::ErrorBody)))]
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = state
+        .config
+        .metrics_token
+        .as_ref()
+        .filter(|t| !t.expose().is_empty())
+    {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), expected.expose().as_bytes()).into();
+        if !same {
+            return Err(ApiError::unauthorized());
+        }
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }
 
 /// This document.

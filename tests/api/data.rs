@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::common::{Backend, TestServer, seed_tenant};
 
 both_backends!(
+    metrics_can_require_a_token,
     concurrent_writes_never_fail_on_locks,
     audited_actions_record_ip_and_user_agent,
     credentials_never_leave_in_responses,
@@ -646,5 +647,32 @@ async fn concurrent_writes_never_fail_on_locks(backend: Backend) {
         timeline["items"].as_array().unwrap().len(),
         16,
         "every note was stored"
+    );
+}
+
+async fn metrics_can_require_a_token(backend: Backend) {
+    let Some(s) = TestServer::start_with(backend, |c| {
+        c.metrics_token = Some(masterz::secrets::Secret::new("scrape-secret".into()));
+    })
+    .await
+    else {
+        return;
+    };
+    let get = |token: Option<&'static str>| {
+        let mut rb = s.http.get(s.url("/metrics"));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        async move { rb.send().await.unwrap() }
+    };
+    assert_eq!(get(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(Some("wrong")).await.status(), StatusCode::UNAUTHORIZED);
+    let ok = get(Some("scrape-secret")).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("masterz_http_requests_total")
     );
 }
