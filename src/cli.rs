@@ -42,6 +42,10 @@ struct ServeArgs {
     /// Log one JSON object per line (same as MASTERZ_LOG_FORMAT=json).
     #[arg(long)]
     log_json: bool,
+    /// Seed a demo company (slug `demo`) with an agent, customers, messages, a call and notes,
+    /// once; prints the agent's login.
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -212,6 +216,19 @@ fn init_logging(config: &Config, force_json: bool) {
 async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&config, args.log_json);
     let server = app::Server::start(config).await?;
+    if args.demo {
+        match crate::demo::seed(&server.state.db).await? {
+            Some(password) => eprintln!(
+                "\n  Demo company `{}` seeded. Agent login: {} / {password}\n",
+                crate::demo::DEMO_SLUG,
+                crate::demo::DEMO_AGENT_EMAIL
+            ),
+            None => eprintln!(
+                "  Demo company `{}` exists already; left as it is.",
+                crate::demo::DEMO_SLUG
+            ),
+        }
+    }
     server.run_until_signal().await
 }
 

@@ -51,9 +51,15 @@ pub(crate) struct Served {
 }
 
 impl Served {
-    fn start(mut cmd: Command) -> Self {
+    fn start(cmd: Command) -> Self {
+        Self::start_with_args(cmd, &[])
+    }
+
+    /// Like [`Served::start`] with extra arguments after `serve`.
+    fn start_with_args(mut cmd: Command, args: &[&str]) -> Self {
         let mut child = cmd
             .arg("serve")
+            .args(args)
             .env("MASTERZ_HTTP_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -191,3 +191,61 @@ fn serves_https_with_a_configured_certificate_and_logs_json() {
     assert_ne!(r.status, 0);
     assert!(r.stderr.contains("MASTERZ_HTTP_LISTEN"), "{}", r.stderr);
 }
+
+#[test]
+fn demo_seeds_a_filled_timeline_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Served::start_with_args(masterz(dir.path()), &["--demo"]);
+    let base = s.base();
+    let line = s.wait_for("Agent login:");
+    let mut words = line.split_whitespace().rev();
+    let password = words.next().unwrap().to_owned();
+    let email = words.nth(1).unwrap().to_owned();
+    let http = client();
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let customers: Value = http
+        .get(format!("{base}/api/v1/customers"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let items = customers["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let id = items[0]["id"].as_i64().unwrap();
+    let timeline: Value = http
+        .get(format!("{base}/api/v1/customers/{id}/timeline"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let kinds: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"call") && kinds.contains(&"message") && kinds.contains(&"note"),
+        "{kinds:?}"
+    );
+    assert_eq!(s.terminate().0, 0);
+    // A second start with --demo leaves the demo company as it is.
+    let mut again = Served::start_with_args(masterz(dir.path()), &["--demo"]);
+    again.base();
+    again.wait_for("exists already");
+    assert_eq!(again.terminate().0, 0);
+}
