@@ -1,6 +1,6 @@
 //! Admin commands and key rotation.
 
-use crate::{Served, client, masterz, run};
+use crate::{Served, client, log_in, masterz, run};
 
 use serde_json::{Value, json};
 
@@ -258,12 +258,7 @@ fn admin_commands_create_what_they_say_and_refuse_bad_input() {
         (me["slug"].as_str(), me["plan_tier"].as_str()),
         (Some("acme"), Some("business"))
     );
-    let bo = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "bo@acme.example.com", "password": "bo-new-password"}))
-        .send()
-        .unwrap();
-    assert_eq!(bo.status(), 200);
+    log_in(&http, &base, "bo@acme.example.com", "bo-new-password");
     // Every admin action is in the company's audit log.
     let log: Value = http
         .get(format!("{base}/api/v1/audit-logs"))

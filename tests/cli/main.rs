@@ -152,3 +152,20 @@ pub(crate) fn client() -> reqwest::blocking::Client {
         .build()
         .unwrap()
 }
+
+/// Logs in on `base`, asserting success, and returns the `name=value` of the session cookie.
+pub(crate) fn log_in(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> String {
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 200, "login as {email}");
+    let set = login.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}

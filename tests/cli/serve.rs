@@ -1,6 +1,6 @@
 //! First run, HTTPS, logs and shutdown.
 
-use crate::{Served, client, masterz, run};
+use crate::{Served, client, log_in, masterz, run};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
@@ -36,19 +36,7 @@ fn first_run_creates_the_database_key_and_an_admin_who_can_log_in() {
         http.get(format!("{base}/readyz")).send().unwrap().status(),
         200
     );
-    let login = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = log_in(&http, &base, &email, &password);
     // With the session: a customer with a phone number (planted, to check the logs below).
     let r = http.post(format!("{base}/api/v1/customers")).header("cookie", &cookie)
         .json(&json!({"display_name": "Planted", "identities": [{"kind": "phone", "external_id": "+4915199990000"}]})).send().unwrap();
@@ -101,12 +89,7 @@ fn first_run_creates_the_database_key_and_an_admin_who_can_log_in() {
     let mut again = Served::start(masterz(&data));
     let base = again.base();
     assert!(!again.seen.iter().any(|l| l.contains("First admin created")));
-    let login = client()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200);
+    log_in(&client(), &base, &email, &password);
     assert_eq!(std::fs::read_to_string(data.join("app.key")).unwrap(), key);
     assert_eq!(again.terminate().0, 0);
 }
@@ -202,19 +185,7 @@ fn demo_seeds_a_filled_timeline_once() {
     let password = words.next().unwrap().to_owned();
     let email = words.nth(1).unwrap().to_owned();
     let http = client();
-    let login = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = log_in(&http, &base, &email, &password);
     let customers: Value = http
         .get(format!("{base}/api/v1/customers"))
         .header("cookie", &cookie)

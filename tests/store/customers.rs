@@ -1,7 +1,7 @@
 //! Customers, identities, merge, the timeline, conversations and deletion.
 
 use crate::common::{Backend, seed_tenant};
-use crate::{both_backends, db, named};
+use crate::{both_backends, db, inbound, named};
 use masterz::store::{
     self, StoreError,
     conversations::{NewCall, NewMessage},
@@ -183,14 +183,9 @@ async fn merge_moves_everything_and_is_remembered(backend: Backend) {
         &mut c.ex(),
         a.company,
         &NewMessage {
-            conversation_id: conv.id,
-            customer_id: source.id,
-            direction: "in",
-            sender_user_id: None,
             body: Some("hi"),
-            status: "received",
             external_id: Some("m1"),
-            at: 1_000,
+            ..inbound(conv.id, source.id, 1_000)
         },
     )
     .await
@@ -293,14 +288,8 @@ async fn timeline_interleaves_and_pages_without_gaps(backend: Backend) {
             &mut c.ex(),
             a.company,
             &NewMessage {
-                conversation_id: conv.id,
-                customer_id: cust.id,
                 direction: if i % 2 == 0 { "in" } else { "out" },
-                sender_user_id: None,
-                body: Some("m"),
-                status: "received",
-                external_id: None,
-                at: 1_000 + (i / 2) * 10,
+                ..inbound(conv.id, cust.id, 1_000 + (i / 2) * 10)
             },
         )
         .await
@@ -482,14 +471,8 @@ async fn deleting_a_customer_removes_their_data(backend: Backend) {
         &mut c.ex(),
         a.company,
         &NewMessage {
-            conversation_id: conv.id,
-            customer_id: cust.id,
-            direction: "in",
-            sender_user_id: None,
             body: Some("secret text"),
-            status: "received",
-            external_id: None,
-            at: 5,
+            ..inbound(conv.id, cust.id, 5)
         },
     )
     .await

@@ -48,3 +48,21 @@ pub(crate) fn named(name: &str) -> Profile {
         ..Default::default()
     }
 }
+
+/// An inbound message of `customer` in `conversation` at `at`; tests change what they need.
+pub(crate) fn inbound(
+    conversation_id: i64,
+    customer_id: i64,
+    at: i64,
+) -> masterz::store::conversations::NewMessage<'static> {
+    masterz::store::conversations::NewMessage {
+        conversation_id,
+        customer_id,
+        direction: "in",
+        sender_user_id: None,
+        body: Some("m"),
+        status: "received",
+        external_id: None,
+        at,
+    }
+}
