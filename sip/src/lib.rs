@@ -22,4 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod headers;
 pub mod ident;
+pub mod message;
+pub mod uri;

@@ -1,0 +1,103 @@
+//! Typed views of headers, parsed on demand from the raw values kept by
+//! [`crate::message::Message`] and borrowing from them. One file per header (or per family that
+//! shares a grammar), each with its parse and print tests.
+//!
+//! Every view implements [`TypedHeader`]; printing is `Display`, producing a value that parses
+//! back to the same view.
+
+mod cseq;
+mod name_addr;
+mod params;
+mod simple;
+mod via;
+
+use std::fmt;
+
+pub use cseq::CSeq;
+pub use name_addr::{Contact, From, NameAddr, RecordRoute, Route, To};
+pub use params::{Params, quote, unquote};
+pub use simple::{CallIdHeader, ContentLength, Expires, MaxForwards, MinExpires};
+pub use via::Via;
+
+use crate::message::StdHeader;
+
+/// A header with a typed view.
+pub trait TypedHeader<'a>: Sized {
+    /// The header's name.
+    const NAME: StdHeader;
+    /// Whether the header is a comma-separated list (Via, Contact, Route…), so that one header
+    /// line may carry several values.
+    const LIST: bool = false;
+    /// Parses one value (one element of a list).
+    fn parse(value: &'a str) -> Result<Self, HeaderError>;
+}
+
+/// A header that is missing or does not parse, naming the header: the reason phrase of the 400
+/// a server answers with (`Bad Header: Via (no branch)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderError {
+    header: Option<StdHeader>,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Missing,
+    Syntax(&'static str),
+}
+
+impl HeaderError {
+    /// A syntax error; the header name is added by [`HeaderError::in_header`].
+    pub const fn syntax(reason: &'static str) -> Self {
+        Self {
+            header: None,
+            kind: Kind::Syntax(reason),
+        }
+    }
+
+    /// A missing mandatory header.
+    pub const fn missing(header: StdHeader) -> Self {
+        Self {
+            header: Some(header),
+            kind: Kind::Missing,
+        }
+    }
+
+    /// Names the header the error is about (kept when already named).
+    pub fn in_header(mut self, header: StdHeader) -> Self {
+        self.header.get_or_insert(header);
+        self
+    }
+
+    /// The header, when known.
+    pub fn header(&self) -> Option<StdHeader> {
+        self.header
+    }
+
+    /// Whether the header was missing rather than malformed.
+    pub fn is_missing(&self) -> bool {
+        self.kind == Kind::Missing
+    }
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.header.map_or("URI", StdHeader::as_str);
+        match self.kind {
+            Kind::Missing => write!(f, "Missing Header: {name}"),
+            Kind::Syntax(reason) => write!(f, "Bad Header: {name} ({reason})"),
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// Skips linear whitespace.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\r', '\n'])
+}
+
+/// A token (§25.1): non-empty, token characters only.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(crate::message::is_token_byte)
+}
