@@ -15,6 +15,8 @@ use crate::domain::{normalize_email, valid_slug};
 use crate::secrets::{Key, KeySource, new_token, token_hash};
 use crate::store::{self, audit::Actor};
 
+mod sip;
+
 /// masterz: SIP B2BUA, RTP media, WebRTC agents and an omnichannel customer timeline.
 #[derive(Parser)]
 #[command(name = "masterz", version, about, propagate_version = true)]
@@ -101,7 +103,17 @@ enum Admin {
         /// Display name (default: the email's local part).
         #[arg(long)]
         name: Option<String>,
+        /// Username for the SIP registrar (unique across masterz; 1–64 of A-Z a-z 0-9 . _ - +).
+        #[arg(long, requires = "sip_password")]
+        sip_username: Option<String>,
+        /// Password for the SIP registrar (8–128 characters); stored encrypted.
+        #[arg(long, requires = "sip_username")]
+        sip_password: Option<String>,
     },
+    /// Set (or replace) a user's SIP credentials for the registrar.
+    SetSipCredentials(sip::SetSipCredentials),
+    /// Create a SIP trunk (a `sip_trunk` channel account); prints its id alone on stdout.
+    CreateTrunk(sip::CreateTrunk),
     /// Create an API token for a user; prints the token alone on stdout.
     CreateToken {
         /// Company slug.
@@ -324,8 +336,17 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
             password,
             role,
             name,
+            sip_username,
+            sip_password,
         } => {
             let c = company_by_slug(&mut conn, &company).await?;
+            let sip_login = match (sip_username, sip_password) {
+                (Some(u), Some(p)) => {
+                    sip::check_sip_credentials(&u, &p)?;
+                    Some((u, p, app::open_keyring(config)?))
+                }
+                _ => None,
+            };
             let email =
                 normalize_email(&email).with_context(|| format!("invalid --email {email:?}"))?;
             if store::users::login_user(&mut conn.ex(), &email)
@@ -365,17 +386,25 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
                 "create",
                 "user",
                 Some(user.id.0),
-                &store::audit::redact(
-                    &serde_json::json!({"email": email, "role": role_name, "password": "set"}),
-                ),
+                &store::audit::redact(&serde_json::json!({"email": email, "role": role_name,
+                    "password": "set", "sip_username": sip_login.as_ref().map(|s| &s.0),
+                    "sip_password": sip_login.as_ref().map(|_| "set")})),
             )
             .await?;
+            if let Some((username, password, keyring)) = &sip_login {
+                sip::set_sip(&mut tx, keyring, c.id, user.id, username, password).await?;
+            }
             tx.commit().await?;
+            let sip_note = sip_login
+                .map(|(u, _, _)| format!(" sip_username={u}"))
+                .unwrap_or_default();
             println!(
-                "created user {} email={} role={} company={}",
+                "created user {} email={} role={} company={}{sip_note}",
                 user.id, user.email, role_name, c.slug
             );
         }
+        Admin::SetSipCredentials(args) => sip::set_sip_credentials(config, db, args).await?,
+        Admin::CreateTrunk(args) => sip::create_trunk(config, db, args).await?,
         Admin::CreateToken {
             company,
             email,
@@ -462,7 +491,8 @@ async fn rotate_key(config: &Config, db: &store::Db) -> anyhow::Result<()> {
         .write_file(&key_path)
         .with_context(|| format!("cannot write {}", key_path.display()))?;
     let mut tx = db.begin().await?;
-    let n = store::channels::reencrypt_all(&mut tx.ex(), &new_ring).await?;
+    let n = store::channels::reencrypt_all(&mut tx.ex(), &new_ring).await?
+        + store::sip::reencrypt_all(&mut tx.ex(), &new_ring).await?;
     tx.commit().await?;
     let final_ring = new_ring.only_current();
     match ring.source() {

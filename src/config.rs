@@ -140,6 +140,9 @@ settings! {
     http_listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 8080));
     /// Address for SIP over UDP and TCP. Port 0 picks a free port.
     sip_listen: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 5060));
+    /// Digest realm the SIP registrar challenges softphones with (RFC 3261 §22). One realm
+    /// for the whole server: SIP usernames are unique across companies.
+    sip_realm: String = "masterz".to_owned();
     /// Inclusive range of UDP ports for RTP, written `FIRST-LAST`.
     rtp_ports: PortRange = PortRange { first: 20000, last: 29999 };
     /// Application key(s) for encrypting credentials at rest: base64 of 32 bytes. Several keys may
@@ -226,6 +229,18 @@ impl Config {
         if self.login_window_secs == 0 || self.session_ttl_hours == 0 {
             return Err(ConfigError::Invalid(
                 "login_window_secs and session_ttl_hours must be positive".into(),
+            ));
+        }
+        let realm = self.sip_realm.trim();
+        if realm.is_empty()
+            || realm.len() > 128
+            || realm
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            // It is sent inside a quoted string: `realm="…"`.
+            return Err(ConfigError::Invalid(
+                "sip_realm must be 1–128 characters without quotes, backslashes or control characters".into(),
             ));
         }
         Ok(())
@@ -359,6 +374,7 @@ mod tests {
         assert_eq!(c.sip_listen.to_string(), "0.0.0.0:5060");
         assert_eq!(c.rtp_ports.to_string(), "20000-29999");
         assert_eq!(c.effective_database_url(), "sqlite://./data/masterz.db");
+        assert_eq!(c.sip_realm, "masterz");
     }
 
     #[test]
@@ -393,6 +409,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_culprit() {
+        let err = Config::load_with(None, &env_of(&[("MASTERZ_SIP_REALM", "a\"b")])).unwrap_err();
+        assert!(err.to_string().contains("sip_realm"), "{err}");
         let err = Config::load_with(None, &env_of(&[("MASTERZ_RTP_PORTS", "9-1")])).unwrap_err();
         assert!(err.to_string().contains("MASTERZ_RTP_PORTS"), "{err}");
         let dir = tempfile::tempdir().unwrap();

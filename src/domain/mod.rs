@@ -1,4 +1,5 @@
-//! The domain vocabulary: ids, timestamps, permissions, channel kinds, phone numbers.
+//! The domain vocabulary: ids, timestamps, permissions, channel kinds, phone numbers, SIP
+//! accounts and trunk settings.
 
 use std::fmt;
 
@@ -256,6 +257,10 @@ string_enum! {
         Resolved = "resolved",
     }
 }
+
+// Declared after `string_enum!`, which they use.
+pub mod sip;
+pub mod trunk;
 
 /// Checks an email address's shape (one `@`, a dot in the domain, no spaces) and lower-cases it.
 pub fn normalize_email(text: &str) -> Option<String> {

@@ -175,6 +175,12 @@ impl From<crate::secrets::SecretError> for ApiError {
     }
 }
 
+impl From<crate::domain::trunk::FieldError> for ApiError {
+    fn from(e: crate::domain::trunk::FieldError) -> Self {
+        Self::invalid(&e.field, e.message)
+    }
+}
+
 /// A JSON body whose rejections are [`ApiError`]s: 400 malformed, 413 too large, 415 not JSON,
 /// 422 missing or mistyped fields.
 pub struct ApiJson<T>(pub T);

@@ -170,10 +170,18 @@ pub async fn credentials(
     let Some(Some(cipher)) = stored else {
         return Ok(None);
     };
-    let plain = keyring.decrypt(&cipher, CREDENTIALS_AAD)?;
+    open(keyring, &cipher).map(Some)
+}
+
+/// Decrypts a stored credentials ciphertext.
+pub(crate) fn open(
+    keyring: &Keyring,
+    cipher: &str,
+) -> Result<Secret<serde_json::Map<String, serde_json::Value>>> {
+    let plain = keyring.decrypt(cipher, CREDENTIALS_AAD)?;
     let map = serde_json::from_slice(plain.expose())
         .map_err(|e| StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-    Ok(Some(Secret::new(map)))
+    Ok(Secret::new(map))
 }
 
 /// Re-encrypts every stored credential under the keyring's current key; returns how many.

@@ -19,7 +19,9 @@ pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod customers;
+pub mod sip;
 pub mod timeline;
+pub mod trunks;
 pub mod users;
 
 pub use crate::domain::{CompanyId, UserId};

@@ -21,15 +21,21 @@ pub struct User {
     pub email: String,
     /// Avatar image URL.
     pub avatar_url: Option<String>,
+    /// Username for the SIP registrar, if the user has SIP credentials (the password is
+    /// write-only).
+    pub sip_username: Option<String>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
 }
 
+// Used as `SELECT user_columns!() FROM users …`: the subquery refers to that table by name.
 macro_rules! user_columns {
     () => {
-        "id, company_id, role_id, name, email, avatar_url, created_at, updated_at"
+        "id, company_id, role_id, name, email, avatar_url, \
+         (SELECT s.username FROM sip_accounts s WHERE s.user_id = users.id) AS sip_username, \
+         created_at, updated_at"
     };
 }
 

@@ -11,8 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::telephony::{check_trunk_credentials, trunk_settings};
 use super::{optional_text, required_text};
 use crate::domain::ChannelKind;
+use crate::domain::trunk::TrunkSettings;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
 use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
@@ -108,7 +110,8 @@ async fn list_accounts(
     ))
 }
 
-/// Connects a channel account. Audited (credentials redacted).
+/// Connects a channel account. Audited (credentials redacted). A `sip_trunk`'s settings are
+/// checked and normalised (422 naming the field), and its only credential is `password`.
 #[utoipa::path(post, path = "/channel-accounts", tag = "channels", request_body = AccountCreate,
     responses((status = 201, body = ChannelAccount), (status = 422, body = ErrorBody)))]
 async fn create_account(
@@ -118,7 +121,11 @@ async fn create_account(
 ) -> Result<(StatusCode, Json<ChannelAccount>), ApiError> {
     let name = required_text("name", &req.name, 200)?;
     let external_id = optional_text("external_id", req.external_id.as_deref(), 512)?;
-    let settings = serde_json::Value::Object(req.settings.clone().unwrap_or_default());
+    let raw_settings = req.settings.clone().unwrap_or_default();
+    let settings = match req.kind {
+        ChannelKind::SipTrunk => trunk_settings(&raw_settings, req.credentials.as_ref(), None)?,
+        _ => serde_json::Value::Object(raw_settings),
+    };
     let seal = sealed(&state, req.credentials.as_ref())?;
     let mut tx = state.db.begin().await?;
     let account = store::channels::create(
@@ -182,9 +189,26 @@ async fn update_account(
         .as_ref()
         .map(|e| optional_text("external_id", e.as_deref(), 512))
         .transpose()?;
-    let settings = req.settings.clone().map(serde_json::Value::Object);
+    let mut settings = req.settings.clone().map(serde_json::Value::Object);
     let seal = sealed(&state, req.credentials.as_ref())?;
     let mut tx = state.db.begin().await?;
+    let current = store::channels::get(&mut tx.ex(), auth.company(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel account"))?;
+    if current.kind == ChannelKind::SipTrunk.as_str() {
+        let stored_keys = Some(current.credential_keys.as_str());
+        match &req.settings {
+            Some(new) => {
+                settings = Some(trunk_settings(new, req.credentials.as_ref(), stored_keys)?);
+            }
+            // New credentials against the stored settings (unless those predate validation).
+            None => {
+                if let Ok(stored) = TrunkSettings::from_json(&current.settings.0) {
+                    check_trunk_credentials(&stored, req.credentials.as_ref(), stored_keys)?;
+                }
+            }
+        }
+    }
     let account = store::channels::update(
         &mut tx.ex(),
         auth.company(),

@@ -16,6 +16,7 @@ mod company;
 mod conversations;
 mod customers;
 mod roles;
+mod telephony;
 pub(crate) mod tokens;
 mod users;
 pub(crate) use tokens::TOKEN_PREFIX;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(customers::routes())
         .merge(conversations::routes())
         .merge(channels::routes())
+        .merge(telephony::routes())
         .merge(audit::routes())
 }
 

@@ -88,7 +88,11 @@ async fn grantable_role(ex: &mut Ex<'_>, auth: &Auth, role_id: i64) -> Result<Ro
 
 /// Refuses to act on a user who holds a permission the caller lacks: changing their password or
 /// email, or deleting them, would hand the caller that permission (or take it from the company).
-async fn manageable_user(ex: &mut Ex<'_>, auth: &Auth, user: UserId) -> Result<User, ApiError> {
+pub(super) async fn manageable_user(
+    ex: &mut Ex<'_>,
+    auth: &Auth,
+    user: UserId,
+) -> Result<User, ApiError> {
     let target = store::users::get_user(ex, auth.company(), user)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
