@@ -39,6 +39,7 @@ impl Host<'_> {
                 .ok_or(HeaderError::syntax("unclosed IPv6 reference"))?;
             return inner
                 .parse()
+                .or_else(|e| three_colons_before_ipv4(inner).ok_or(e))
                 .map(Host::V6)
                 .map_err(|_| HeaderError::syntax("bad IPv6 reference"));
         }
@@ -62,6 +63,15 @@ impl Host<'_> {
         }
         Ok(Host::Name(s))
     }
+}
+
+/// RFC 3261's IPv6address ABNF (`hexpart [":" IPv4address]`) lets `2001:db8:::192.0.2.1`
+/// through: `::` followed by the `:` before an embedded IPv4 address. RFC 5118 §4.10 invites
+/// receivers to ignore the extra colon, so exactly that shape is read as `2001:db8::192.0.2.1`.
+fn three_colons_before_ipv4(s: &str) -> Option<Ipv6Addr> {
+    let (head, v4) = s.rsplit_once(":::")?;
+    let v4: Ipv4Addr = v4.parse().ok()?;
+    format!("{head}::{v4}").parse().ok()
 }
 
 impl fmt::Display for Host<'_> {
@@ -304,6 +314,20 @@ mod tests {
         assert_eq!(u.host, Some(Host::V6("2001:db8::10".parse().unwrap())));
         assert_eq!(u.port, Some(5070));
         assert!(Uri::parse("sip:2001:db8::10").is_err());
+
+        // RFC 5118 §4.10: the extra colon RFC 3261's ABNF allows before an IPv4 tail is ignored.
+        let u = Uri::parse("sip:user@[2001:db8:::192.0.2.1]").unwrap();
+        assert_eq!(
+            u.host,
+            Some(Host::V6("2001:db8::192.0.2.1".parse().unwrap()))
+        );
+        for bad in [
+            "[2001:db8:::1]",
+            "[2001:db8::::192.0.2.1]",
+            "[:::192.0.2.300]",
+        ] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
         assert!(Uri::parse("sip:[2001:db8::10").is_err());
 
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();

@@ -78,6 +78,15 @@ impl HeaderError {
     pub fn is_missing(&self) -> bool {
         self.kind == Kind::Missing
     }
+
+    /// What is wrong with a malformed value (`None` when the header is missing): for reason
+    /// phrases about something that is not a header, like the Request-URI.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Missing => None,
+            Kind::Syntax(reason) => Some(reason),
+        }
+    }
 }
 
 impl fmt::Display for HeaderError {

@@ -1,6 +1,7 @@
 //! `Via` (§20.42, §18.2.2; RFC 3581 `rport`).
 
 use std::fmt;
+use std::net::IpAddr;
 
 use super::params::Params;
 use super::{HeaderError, TypedHeader, is_token, trim_lws};
@@ -115,6 +116,21 @@ impl<'a> Via<'a> {
         self.params.get("received").flatten()
     }
 
+    /// The `received` parameter as an address. RFC 3261's grammar writes an IPv6 address there
+    /// without brackets, RFC 5118 §4.5 asks receivers to accept it with brackets as well.
+    pub fn received_ip(&self) -> Option<Result<IpAddr, HeaderError>> {
+        let raw = self.received()?;
+        let bare = raw
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(raw);
+        let parsed = match bare.parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) if bare.len() != raw.len() => None,
+            other => other.ok(),
+        };
+        Some(parsed.ok_or(HeaderError::syntax("bad received address").in_header(StdHeader::Via)))
+    }
+
     /// The `rport` parameter (RFC 3581): `Some(None)` when requested without a value.
     pub fn rport(&self) -> Option<Option<u16>> {
         self.params
@@ -171,6 +187,19 @@ mod tests {
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.host_raw, "[2001:db8::9:1]");
         assert_eq!(v.received(), Some("[2001:db8::9:255]"));
+        let v6: IpAddr = "2001:db8::9:255".parse().unwrap();
+        assert_eq!(v.received_ip(), Some(Ok(v6)));
+        for (received, ip) in [
+            ("2001:db8::9:255", Some(v6)),
+            ("192.0.2.1", "192.0.2.1".parse().ok()),
+            ("[192.0.2.1]", None),
+            ("host.example.com", None),
+        ] {
+            let value = format!("SIP/2.0/UDP a;received={received}");
+            let v = Via::parse(&value).unwrap();
+            assert_eq!(v.received_ip().unwrap().ok(), ip, "{received}");
+        }
+        assert_eq!(Via::parse("SIP/2.0/UDP a").unwrap().received_ip(), None);
 
         for bad in [
             "SIP/2.0 UDP a",

@@ -9,6 +9,7 @@ mod header;
 mod parse;
 mod print;
 mod text;
+mod validate;
 
 use std::fmt;
 
@@ -17,6 +18,7 @@ use bytes::Bytes;
 pub use header::{Header, HeaderName, Headers, StdHeader};
 pub use parse::{Frame, Limits, ParseError, frame};
 pub use text::Text;
+pub use validate::{InvalidMessage, validate_request, validate_response};
 
 use crate::headers::{HeaderError, TypedHeader};
 

@@ -260,14 +260,24 @@ fn start_line(bytes: &Bytes, from: usize, to: usize) -> Result<StartLine, ParseE
         };
         return Ok(StartLine::Response { code, reason });
     }
+    // Extra SP between the elements or after the version is tolerated (RFC 4475 §3.1.2.9 and
+    // §3.1.2.10 allow a liberal element to ignore it): the printer writes single SPs, so a
+    // forwarded request never carries them. SP inside the Request-URI is still an error.
+    let end = line.len() - line.iter().rev().take_while(|&&b| b == b' ').count();
+    let line = &line[..end];
     let sp1 = memchr(b' ', line).ok_or(ParseError::StartLine("no Request-URI"))?;
     let sp2 = memchr::memrchr(b' ', line).unwrap_or(sp1);
     if sp2 == sp1 {
         return Err(ParseError::StartLine("no SIP version"));
     }
     check_version(&line[sp2 + 1..])?;
-    let uri = &line[sp1 + 1..sp2];
-    if uri.is_empty() || uri.iter().any(|b| b.is_ascii_whitespace()) {
+    let uri_start = sp1 + line[sp1..].iter().take_while(|&&b| b == b' ').count();
+    let uri_end = sp2 - line[..sp2].iter().rev().take_while(|&&b| b == b' ').count();
+    let uri = line.get(uri_start..uri_end).unwrap_or_default();
+    if uri.is_empty() {
+        return Err(ParseError::StartLine("no Request-URI"));
+    }
+    if uri.iter().any(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::StartLine("whitespace in Request-URI"));
     }
     let method = std::str::from_utf8(&line[..sp1])
@@ -276,7 +286,7 @@ fn start_line(bytes: &Bytes, from: usize, to: usize) -> Result<StartLine, ParseE
         .ok_or(ParseError::StartLine("method is not a token"))?;
     Ok(StartLine::Request {
         method,
-        uri: text(sp1 + 1, sp2)?,
+        uri: text(uri_start, uri_end)?,
     })
 }
 

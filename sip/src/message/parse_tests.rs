@@ -88,6 +88,35 @@ fn responses_and_reason_phrases() {
 }
 
 #[test]
+fn extra_spaces_around_request_line_elements_are_tolerated() {
+    // RFC 4475 §3.1.2.9 (lwsstart) and §3.1.2.10 (trws): a liberal element may ignore them.
+    for line in [
+        "INVITE  sip:a@b  SIP/2.0",
+        "INVITE sip:a@b SIP/2.0  ",
+        "INVITE   sip:a@b SIP/2.0 ",
+    ] {
+        let m = parse(&format!("{line}\r\n\r\n")).unwrap();
+        assert_eq!(
+            m.request_uri().map(|u| u.as_str()),
+            Some("sip:a@b"),
+            "{line:?}"
+        );
+        assert!(m.to_string().starts_with("INVITE sip:a@b SIP/2.0\r\n"));
+    }
+    for (line, reason) in [
+        ("INVITE sip:a@b; lr SIP/2.0", "whitespace in Request-URI"),
+        ("INVITE   SIP/2.0", "no Request-URI"),
+        ("INVITE    ", "no Request-URI"),
+    ] {
+        assert_eq!(
+            parse(&format!("{line}\r\n\r\n")),
+            Err(ParseError::StartLine(reason)),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
 fn rejections_name_the_culprit() {
     let cases: &[(&str, ParseError)] = &[
         ("\r\n\r\n", ParseError::Empty),
