@@ -22,7 +22,10 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod endpoint;
 pub mod headers;
 pub mod ident;
 pub mod message;
+pub mod transaction;
+pub mod transport;
 pub mod uri;

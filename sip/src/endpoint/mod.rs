@@ -1,0 +1,749 @@
+//! The sans-IO SIP endpoint: the transport and transaction layers of RFC 3261 (§17, §18, with
+//! RFC 6026 and RFC 3581) behind one object that a driver feeds with bytes and drains.
+//!
+//! # Drive loop
+//!
+//! - **Inputs**: [`Endpoint::handle_input`] (one datagram, one WebSocket message, or one message
+//!   cut from a stream by [`crate::message::frame`]), [`Endpoint::handle_timeout`] (when the
+//!   instant from [`Endpoint::poll_timeout`] has come), [`Endpoint::connection_closed`],
+//!   [`Endpoint::handle_unreachable`].
+//! - **Commands** from the transaction user (call control, registrar, dialogs):
+//!   [`Endpoint::send_request`], [`Endpoint::send_response`], [`Endpoint::cancel`],
+//!   [`Endpoint::send_stateless`].
+//! - **Outputs**, drained after every input and command until each returns `None`:
+//!   [`Endpoint::poll_transmit`], [`Endpoint::poll_event`], [`Endpoint::poll_timeout`].
+//!
+//! The endpoint is deterministic: the same inputs at the same instants with the same random
+//! source give the same outputs in the same order.
+
+mod inbound;
+mod reply;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use reply::response_to;
+
+use crate::ident::{Branch, RandomSource, Tag};
+use crate::message::{Limits, Message, Method, StdHeader, Text};
+use crate::transaction::client_invite::{self, CancelPlan, CancelRefused, ClientInvite};
+use crate::transaction::client_non_invite::ClientNonInvite;
+use crate::transaction::key::{ClientKey, ServerKey};
+use crate::transaction::server_invite::ServerInvite;
+use crate::transaction::server_non_invite::ServerNonInvite;
+use crate::transaction::{TimerFired, Timers, TxState};
+use crate::transport::{ConnectionId, Peer, Transmit, Transport};
+
+/// How the endpoint behaves: timers, limits and how it names itself.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// T1, the round-trip estimate (§17.1.1.1): 500 ms.
+    pub t1: Duration,
+    /// T2, the longest retransmission interval: 4 s.
+    pub t2: Duration,
+    /// T4, how long a message may linger in the network: 5 s.
+    pub t4: Duration,
+    /// Message size limits for the parser.
+    pub limits: Limits,
+    /// Added as `Server` to responses and `User-Agent` to requests that lack one.
+    pub user_agent: Option<String>,
+    /// For each transport we send on, the sent-by (`host:port`) of our Via. A transport without
+    /// an entry uses the first entry, or `masterz.invalid` (the RFC 7118 convention for an
+    /// address we cannot know; `rport` brings the responses back anyway).
+    pub local: Vec<(Transport, String)>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        let timers = Timers::default();
+        Self {
+            t1: timers.t1,
+            t2: timers.t2,
+            t4: timers.t4,
+            limits: Limits::default(),
+            user_agent: None,
+            local: Vec::new(),
+        }
+    }
+}
+
+/// A client transaction: the handle [`Event::Response`] and [`Event::Timeout`] refer to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientTx(pub u64);
+
+/// A server transaction: the handle the TU answers a request through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerTx(pub u64);
+
+/// What the endpoint tells its transaction user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new request (not an ACK, not a CANCEL, never a retransmission). Answer it with
+    /// [`Endpoint::send_response`] on `tx`: a server transaction waits for its final response.
+    Request {
+        /// The transaction to answer on.
+        tx: ServerTx,
+        /// The request, its top Via carrying `received`/`rport` (§18.2.1, RFC 3581).
+        request: Message,
+        /// Where it came from.
+        from: Peer,
+    },
+    /// A CANCEL matched this INVITE transaction before its final response (§9.2). The endpoint
+    /// answered the CANCEL with 200; the TU should answer the INVITE with 487.
+    Cancelled {
+        /// The INVITE's transaction.
+        tx: ServerTx,
+        /// The CANCEL.
+        cancel: Message,
+    },
+    /// An ACK that is not part of a transaction: the ACK for a 2xx (§13.2.2.4, §17), for the
+    /// dialog layer.
+    Ack {
+        /// The ACK.
+        request: Message,
+        /// Where it came from.
+        from: Peer,
+    },
+    /// A response to a request we sent: each provisional and final response once; in the
+    /// Accepted state of an INVITE (RFC 6026) every 2xx, so the dialog layer ACKs each.
+    Response {
+        /// The client transaction.
+        tx: ClientTx,
+        /// The response.
+        response: Message,
+    },
+    /// No final response in time (Timer B, Timer F, or 64*T1 after a CANCEL): treat as 408.
+    Timeout {
+        /// The client transaction, now ended.
+        tx: ClientTx,
+    },
+    /// The driver reported the destination unreachable ([`Endpoint::handle_unreachable`])
+    /// before a final response came; the transaction ended (§17.1.4).
+    TransportError {
+        /// The client transaction, now ended.
+        tx: ClientTx,
+    },
+    /// Timer H fired: the ACK for our non-2xx final response never came (§17.2.1); the
+    /// transaction ended.
+    AckTimeout {
+        /// The INVITE server transaction, now ended.
+        tx: ServerTx,
+    },
+    /// A response that matched no transaction: a 2xx retransmitted after the INVITE
+    /// transaction ended (the dialog layer ACKs it again), or one not meant for us.
+    StrayResponse {
+        /// The response.
+        response: Message,
+        /// Where it came from.
+        from: Peer,
+    },
+    /// Input that is not a SIP message we can use, for logs and metrics. If it was a request
+    /// whose Via could be read, a 400 (or 505, 513) with `error` as its reason phrase is queued.
+    Malformed {
+        /// Where it came from.
+        from: Peer,
+        /// Why it was rejected, naming the culprit.
+        error: String,
+    },
+}
+
+/// A command the endpoint refused: misuse of the API, not a network condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// No live transaction has this id (it ended, or never existed).
+    #[error("no such transaction")]
+    UnknownTransaction,
+    /// `send_response` was given a request.
+    #[error("not a response")]
+    NotAResponse,
+    /// The transaction already sent its final response (only 2xx may follow a 2xx to INVITE).
+    #[error("a final response was already sent")]
+    FinalAlreadySent,
+    /// `cancel` on a transaction that is not an INVITE.
+    #[error("only an INVITE can be cancelled")]
+    NotInvite,
+    /// `cancel` twice on the same INVITE.
+    #[error("the INVITE is already being cancelled")]
+    AlreadyCancelled,
+    /// `cancel` after a final response arrived (§9.1: the CANCEL would have no effect).
+    #[error("the INVITE already has a final response")]
+    FinalReceived,
+}
+
+#[derive(Debug)]
+enum ClientMachine {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+#[derive(Debug)]
+struct ClientTransaction {
+    /// Where the request went.
+    peer: Peer,
+    /// The request as sent (for the ACK and the CANCEL, and for the TU's getters).
+    request: Message,
+    /// Its encoding, for retransmissions.
+    bytes: Bytes,
+    key: ClientKey,
+    machine: ClientMachine,
+    /// The deadline under which the transaction sits in the timer queue.
+    scheduled: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+#[derive(Debug)]
+struct ServerTransaction {
+    /// Where responses go (§18.2.2).
+    reply_to: Peer,
+    /// Where they go if the connection the request came on closes.
+    reconnect_to: Peer,
+    /// The request as received, top Via stamped.
+    request: Message,
+    key: ServerKey,
+    machine: ServerMachine,
+    /// The To tag of the last response sent, reused for the 200 to a CANCEL (§9.2).
+    to_tag: Option<Text>,
+    scheduled: Option<Instant>,
+}
+
+/// A transaction in the timer queue; ordered so that equal deadlines fire in a fixed order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TxRef {
+    Client(u64),
+    Server(u64),
+}
+
+/// The transport and transaction layers of a SIP element, without I/O. See the module docs for
+/// the drive loop.
+pub struct Endpoint {
+    config: EndpointConfig,
+    timers: Timers,
+    rng: Box<dyn RandomSource + Send>,
+    /// `SIP/2.0/<T> <sent-by>;branch=` for each transport, indexed by [`transport_index`].
+    via_prefix: [String; 5],
+    user_agent: Option<Text>,
+    next_id: u64,
+    // The maps are only looked up, never iterated into output, so their order cannot leak.
+    // Keyed SipHash keeps attacker-chosen branches from colliding.
+    clients: HashMap<u64, ClientTransaction>,
+    client_keys: HashMap<ClientKey, u64>,
+    servers: HashMap<u64, ServerTransaction>,
+    server_keys: HashMap<ServerKey, u64>,
+    /// Every live transaction with a timer, once, under its earliest deadline.
+    deadlines: BTreeSet<(Instant, TxRef)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+        Transport::Ws => 3,
+        Transport::Wss => 4,
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("clients", &self.clients.len())
+            .field("servers", &self.servers.len())
+            .field("next_deadline", &self.poll_timeout())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with no transactions. `rng` makes branches and tags.
+    pub fn new(config: EndpointConfig, rng: Box<dyn RandomSource + Send>) -> Self {
+        let via_prefix = [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .map(|t| {
+            let sent_by = config
+                .local
+                .iter()
+                .find(|(lt, _)| *lt == t)
+                .or(config.local.first())
+                .map_or("masterz.invalid", |(_, s)| s.as_str());
+            format!("SIP/2.0/{t} {sent_by};branch=")
+        });
+        Self {
+            timers: Timers {
+                t1: config.t1,
+                t2: config.t2,
+                t4: config.t4,
+            },
+            user_agent: config.user_agent.clone().map(Text::from),
+            config,
+            rng,
+            via_prefix,
+            next_id: 1,
+            clients: HashMap::new(),
+            client_keys: HashMap::new(),
+            servers: HashMap::new(),
+            server_keys: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Live client transactions (for metrics).
+    pub fn client_transactions(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Live server transactions (for metrics).
+    pub fn server_transactions(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// The state of a client transaction, `None` once it ended.
+    pub fn client_state(&self, tx: ClientTx) -> Option<TxState> {
+        self.clients.get(&tx.0).map(|c| match &c.machine {
+            ClientMachine::Invite(m) => m.state(),
+            ClientMachine::NonInvite(m) => m.state(),
+        })
+    }
+
+    /// The state of a server transaction, `None` once it ended.
+    pub fn server_state(&self, tx: ServerTx) -> Option<TxState> {
+        self.servers.get(&tx.0).map(|s| match &s.machine {
+            ServerMachine::Invite(m) => m.state(),
+            ServerMachine::NonInvite(m) => m.state(),
+        })
+    }
+
+    /// The request a client transaction sent (with our Via), while it lives.
+    pub fn client_request(&self, tx: ClientTx) -> Option<&Message> {
+        self.clients.get(&tx.0).map(|c| &c.request)
+    }
+
+    /// The request a server transaction answers (top Via stamped), while it lives.
+    pub fn server_request(&self, tx: ServerTx) -> Option<&Message> {
+        self.servers.get(&tx.0).map(|s| &s.request)
+    }
+
+    /// Where a server transaction's responses go (§18.2.2): what the dialog layer needs to
+    /// retransmit a 2xx with [`Endpoint::send_stateless`] after the transaction ended.
+    pub fn response_destination(&self, tx: ServerTx) -> Option<Peer> {
+        self.servers.get(&tx.0).map(|s| s.reply_to)
+    }
+
+    // ---- inputs ----
+
+    /// One message from the network: a datagram, a WebSocket message, or one message framed
+    /// off a stream. Requests and responses are matched to transactions; what the TU must see
+    /// comes out of [`Endpoint::poll_event`].
+    pub fn handle_input(&mut self, now: Instant, from: Peer, bytes: Bytes) {
+        inbound::handle(self, now, from, bytes);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, tx)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            match tx {
+                TxRef::Client(id) => self.fire_client(now, id),
+                TxRef::Server(id) => self.fire_server(now, id),
+            }
+        }
+    }
+
+    /// A stream connection closed. Responses of server transactions whose request came on it
+    /// will go over a new connection to the sent-by port (§18.2.2).
+    pub fn connection_closed(&mut self, conn: ConnectionId) {
+        // No output depends on the order of this walk.
+        for s in self.servers.values_mut() {
+            if s.reply_to.connection == Some(conn) {
+                s.reply_to = s.reconnect_to;
+            }
+        }
+        for c in self.clients.values_mut() {
+            if c.peer.connection == Some(conn) {
+                c.peer.connection = None;
+            }
+        }
+    }
+
+    /// The driver could not reach `to` (ICMP unreachable, connection refused, TLS failure):
+    /// every client transaction waiting on it ends with [`Event::TransportError`] (§17.1.4).
+    pub fn handle_unreachable(&mut self, _now: Instant, to: Peer) {
+        let mut ids: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.peer.addr == to.addr && c.peer.transport == to.transport)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            let inform = match &mut c.machine {
+                ClientMachine::Invite(m) => m.on_transport_error(),
+                ClientMachine::NonInvite(m) => m.on_transport_error(),
+            };
+            if inform {
+                self.events
+                    .push_back(Event::TransportError { tx: ClientTx(id) });
+            }
+            self.settle_client(id);
+        }
+    }
+
+    // ---- commands ----
+
+    /// Sends a request in a new client transaction: adds our top Via (a fresh branch, `rport`),
+    /// Max-Forwards 70 if absent, User-Agent if configured and absent, and Content-Length.
+    ///
+    /// An ACK (for a 2xx) gets the same treatment but no transaction; prefer
+    /// [`Endpoint::send_stateless`] for it. A CANCEL must go through [`Endpoint::cancel`],
+    /// which gives it the INVITE's branch.
+    pub fn send_request(&mut self, now: Instant, mut request: Message, to: Peer) -> ClientTx {
+        let id = self.next_id();
+        let branch = self.prepare_request(&mut request, to.transport);
+        if request.method() == Some(&Method::Ack) {
+            self.transmit(to, request.to_bytes());
+            return ClientTx(id);
+        }
+        let key = ClientKey {
+            branch,
+            method: request.method().cloned().unwrap_or(Method::Options),
+        };
+        self.start_client(now, id, request, to, key);
+        ClientTx(id)
+    }
+
+    /// Sends a response on a server transaction; it goes where §18.2.2 says (the connection the
+    /// request came on, or the `received`/`rport` address). Build it with [`response_to`].
+    /// Adds Server if configured and absent, and Content-Length.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        tx: ServerTx,
+        mut response: Message,
+    ) -> Result<(), EndpointError> {
+        let code = response.status().ok_or(EndpointError::NotAResponse)?;
+        if !self.servers.contains_key(&tx.0) {
+            return Err(EndpointError::UnknownTransaction);
+        }
+        self.finish_response(&mut response);
+        let bytes = response.to_bytes();
+        let s = self
+            .servers
+            .get_mut(&tx.0)
+            .ok_or(EndpointError::UnknownTransaction)?;
+        match &mut s.machine {
+            ServerMachine::Invite(m) => m.on_tu_response(now, code.as_u16(), &bytes),
+            ServerMachine::NonInvite(m) => m.on_tu_response(now, code.as_u16(), &bytes),
+        }
+        .map_err(|_| EndpointError::FinalAlreadySent)?;
+        if code.as_u16() > 100
+            && let Some(tag) = inbound::to_tag(&response)
+        {
+            s.to_tag = Some(tag);
+        }
+        let to = s.reply_to;
+        self.transmit(to, bytes);
+        self.settle_server(tx.0);
+        Ok(())
+    }
+
+    /// Cancels an INVITE we sent (§9.1). The CANCEL is its own non-INVITE client transaction,
+    /// returned here. Before any provisional response it is held back and sent when the first
+    /// one arrives; if a final response comes first, it is never sent and its transaction
+    /// produces no event.
+    pub fn cancel(&mut self, now: Instant, invite: ClientTx) -> Result<ClientTx, EndpointError> {
+        let id = self.next_id;
+        let c = self
+            .clients
+            .get_mut(&invite.0)
+            .ok_or(EndpointError::UnknownTransaction)?;
+        let ClientMachine::Invite(m) = &mut c.machine else {
+            return Err(EndpointError::NotInvite);
+        };
+        let plan = m.request_cancel(now, id).map_err(|e| match e {
+            CancelRefused::AlreadyCancelled => EndpointError::AlreadyCancelled,
+            CancelRefused::Final => EndpointError::FinalReceived,
+        })?;
+        self.next_id += 1;
+        if plan == CancelPlan::Now {
+            self.send_cancel(now, invite.0, id);
+            self.settle_client(invite.0);
+        }
+        Ok(ClientTx(id))
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx, a 2xx retransmitted by the
+    /// dialog layer. A request without a Via gets ours (as [`Endpoint::prepare_request`]);
+    /// anything else goes out as is.
+    pub fn send_stateless(&mut self, to: Peer, mut message: Message) {
+        if message.is_request() && !message.headers.contains(StdHeader::Via) {
+            self.prepare_request(&mut message, to.transport);
+        }
+        self.transmit(to, message.to_bytes());
+    }
+
+    /// Adds what [`Endpoint::send_request`] adds (our top Via with a fresh branch and `rport`,
+    /// Max-Forwards, User-Agent, Content-Length) without sending; returns the branch. For a
+    /// dialog layer that keeps the exact ACK it sends, to resend it for 2xx retransmissions.
+    pub fn prepare_request(&mut self, request: &mut Message, transport: Transport) -> Text {
+        let branch = Branch::generate(self.rng.as_mut());
+        let prefix = &self.via_prefix[transport_index(transport)];
+        let mut via = String::with_capacity(prefix.len() + branch.as_str().len() + 6);
+        via.push_str(prefix);
+        via.push_str(branch.as_str());
+        via.push_str(";rport");
+        let via = Text::from(via);
+        let branch = via.slice_ref(&via[prefix.len()..prefix.len() + branch.as_str().len()]);
+        request.headers.push_front(StdHeader::Via, via);
+        if !request.headers.contains(StdHeader::MaxForwards) {
+            request
+                .headers
+                .push(StdHeader::MaxForwards, Text::from_static("70"));
+        }
+        if let Some(ua) = &self.user_agent
+            && !request.headers.contains(StdHeader::UserAgent)
+        {
+            request.headers.push(StdHeader::UserAgent, ua.clone());
+        }
+        set_content_length(request);
+        branch
+    }
+
+    // ---- outputs ----
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    // ---- internals shared with `inbound` ----
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn transmit(&mut self, to: Peer, bytes: Bytes) {
+        self.transmits.push_back(Transmit { to, bytes });
+    }
+
+    fn tag(&mut self) -> Tag {
+        Tag::generate(self.rng.as_mut())
+    }
+
+    /// Adds Server (if configured) and Content-Length to a response.
+    fn finish_response(&self, response: &mut Message) {
+        if let Some(ua) = &self.user_agent
+            && !response.headers.contains(StdHeader::Server)
+        {
+            response.headers.push(StdHeader::Server, ua.clone());
+        }
+        set_content_length(response);
+    }
+
+    fn start_client(&mut self, now: Instant, id: u64, request: Message, to: Peer, key: ClientKey) {
+        let bytes = request.to_bytes();
+        let reliable = to.transport.is_reliable();
+        let machine = if request.method() == Some(&Method::Invite) {
+            ClientMachine::Invite(ClientInvite::new(now, self.timers, reliable))
+        } else {
+            ClientMachine::NonInvite(ClientNonInvite::new(now, self.timers, reliable))
+        };
+        self.transmit(to, bytes.clone());
+        self.client_keys.insert(key.clone(), id);
+        self.clients.insert(
+            id,
+            ClientTransaction {
+                peer: to,
+                request,
+                bytes,
+                key,
+                machine,
+                scheduled: None,
+            },
+        );
+        self.settle_client(id);
+    }
+
+    /// Builds and sends the CANCEL for INVITE transaction `invite` as client transaction `id`.
+    fn send_cancel(&mut self, now: Instant, invite: u64, id: u64) {
+        let Some(c) = self.clients.get(&invite) else {
+            return;
+        };
+        let mut cancel = client_invite::build_cancel(&c.request);
+        if let Some(ua) = &self.user_agent {
+            cancel.headers.push(StdHeader::UserAgent, ua.clone());
+        }
+        let key = ClientKey {
+            branch: c.key.branch.clone(),
+            method: Method::Cancel,
+        };
+        let peer = c.peer;
+        self.start_client(now, id, cancel, peer, key);
+    }
+
+    fn fire_client(&mut self, now: Instant, id: u64) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        c.scheduled = None;
+        loop {
+            let fired = match &mut c.machine {
+                ClientMachine::Invite(m) => m.on_timer(now),
+                ClientMachine::NonInvite(m) => m.on_timer(now),
+            };
+            match fired {
+                None => break,
+                Some(TimerFired::Retransmit) => self.transmits.push_back(Transmit {
+                    to: c.peer,
+                    bytes: c.bytes.clone(),
+                }),
+                Some(TimerFired::Timeout) => {
+                    self.events.push_back(Event::Timeout { tx: ClientTx(id) });
+                }
+                Some(TimerFired::Terminated | TimerFired::AckTimeout | TimerFired::Resend(_)) => {}
+            }
+        }
+        self.settle_client(id);
+    }
+
+    fn fire_server(&mut self, now: Instant, id: u64) {
+        let Some(s) = self.servers.get_mut(&id) else {
+            return;
+        };
+        s.scheduled = None;
+        loop {
+            let fired = match &mut s.machine {
+                ServerMachine::Invite(m) => m.on_timer(now),
+                ServerMachine::NonInvite(m) => m.on_timer(now),
+            };
+            match fired {
+                None => break,
+                Some(TimerFired::Resend(bytes)) => self.transmits.push_back(Transmit {
+                    to: s.reply_to,
+                    bytes,
+                }),
+                Some(TimerFired::AckTimeout) => {
+                    self.events
+                        .push_back(Event::AckTimeout { tx: ServerTx(id) });
+                }
+                Some(TimerFired::Terminated | TimerFired::Timeout | TimerFired::Retransmit) => {}
+            }
+        }
+        self.settle_server(id);
+    }
+
+    /// After a client transaction moved: forget it if it ended, else file it under its next
+    /// deadline.
+    fn settle_client(&mut self, id: u64) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let (terminated, deadline) = match &c.machine {
+            ClientMachine::Invite(m) => (m.is_terminated(), m.deadline()),
+            ClientMachine::NonInvite(m) => (m.is_terminated(), m.deadline()),
+        };
+        let old = c.scheduled;
+        if terminated {
+            if let Some(c) = self.clients.remove(&id) {
+                self.client_keys.remove(&c.key);
+            }
+            if let Some(at) = old {
+                self.deadlines.remove(&(at, TxRef::Client(id)));
+            }
+            return;
+        }
+        if old != deadline {
+            c.scheduled = deadline;
+            reschedule(&mut self.deadlines, TxRef::Client(id), old, deadline);
+        }
+    }
+
+    /// The same for a server transaction.
+    fn settle_server(&mut self, id: u64) {
+        let Some(s) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let (terminated, deadline) = match &s.machine {
+            ServerMachine::Invite(m) => (m.is_terminated(), m.deadline()),
+            ServerMachine::NonInvite(m) => (m.is_terminated(), m.deadline()),
+        };
+        let old = s.scheduled;
+        if terminated {
+            if let Some(s) = self.servers.remove(&id) {
+                self.server_keys.remove(&s.key);
+            }
+            if let Some(at) = old {
+                self.deadlines.remove(&(at, TxRef::Server(id)));
+            }
+            return;
+        }
+        if old != deadline {
+            s.scheduled = deadline;
+            reschedule(&mut self.deadlines, TxRef::Server(id), old, deadline);
+        }
+    }
+}
+
+fn reschedule(
+    deadlines: &mut BTreeSet<(Instant, TxRef)>,
+    tx: TxRef,
+    old: Option<Instant>,
+    new: Option<Instant>,
+) {
+    if let Some(at) = old {
+        deadlines.remove(&(at, tx));
+    }
+    if let Some(at) = new {
+        deadlines.insert((at, tx));
+    }
+}
+
+/// Sets Content-Length to the body's length (without allocating for an empty body).
+fn set_content_length(message: &mut Message) {
+    let len = message.body.len();
+    let value = if len == 0 {
+        Text::from_static("0")
+    } else {
+        Text::from(len.to_string())
+    };
+    message.headers.set(StdHeader::ContentLength, value);
+}
