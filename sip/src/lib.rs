@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod dialog;
 pub mod endpoint;
 pub mod headers;
 pub mod ident;
