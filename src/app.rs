@@ -188,6 +188,8 @@ impl Server {
             }
         };
         tracing::info!(%http_addr, %scheme, backend = ?state.db.backend(), "HTTP listening");
+        let telephony = Arc::new(crate::telephony::start(state.clone()).await?);
+        let _ = state.telephony.set(telephony);
         spawn_housekeeping(state.clone());
         Ok(Self {
             http_addr,
@@ -199,6 +201,9 @@ impl Server {
 
     /// Stops accepting, lets requests in flight finish for up to `grace`, closes the database.
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        if let Some(t) = self.state.telephony.get() {
+            t.shutdown();
+        }
         self.handle.graceful_shutdown(Some(grace));
         match self.task.await {
             Ok(result) => result.context("HTTP server failed")?,
@@ -274,6 +279,18 @@ fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let config = rustls_server_config(cert, key, &[b"http/1.1"])?;
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
+}
+
+/// A TLS server configuration from PEM files, shared by HTTPS and SIP over TLS.
+pub(crate) fn rustls_server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    alpn: &[&[u8]],
+) -> anyhow::Result<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(cert)
@@ -288,8 +305,6 @@ fn tls_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("certificate and key do not match")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
-        Arc::new(config),
-    ))
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }

@@ -143,6 +143,33 @@ settings! {
     /// Digest realm the SIP registrar challenges softphones with (RFC 3261 §22). One realm
     /// for the whole server: SIP usernames are unique across companies.
     sip_realm: String = "masterz".to_owned();
+    /// Address for SIP over TLS (RFC 3261 §26.2), e.g. `0.0.0.0:5061`, with the certificate of
+    /// `sip_tls_cert`/`sip_tls_key` (default: `tls_cert`/`tls_key`). Empty: no SIP over TLS.
+    sip_tls_listen: Option<SocketAddr> = None;
+    /// PEM certificate chain for SIP over TLS. Empty: `tls_cert`.
+    sip_tls_cert: Option<PathBuf> = None;
+    /// PEM private key for `sip_tls_cert`. Empty: `tls_key`.
+    sip_tls_key: Option<PathBuf> = None;
+    /// Host name or IP address this server gives peers in Via and Contact headers (a NAT's
+    /// public address). Empty: the listening address, or the address of the default route.
+    sip_public_host: Option<String> = None;
+    /// Digest algorithms offered in registrar challenges, most preferred first: `MD5`,
+    /// `SHA-256` (RFC 8760). MD5 leads because many phones answer only the first challenge.
+    sip_digest_algorithms: String = "MD5,SHA-256".to_owned();
+    /// Shortest registration accepted, in seconds; shorter ones get 423 Interval Too Brief.
+    sip_min_expires: u32 = 60;
+    /// Longest registration granted, in seconds; longer requests are shortened.
+    sip_max_expires: u32 = 3600;
+    /// Failed digest answers allowed per source IP and per SIP username within
+    /// `login_window_secs`; then REGISTERs get 403 until the window ends.
+    sip_max_auth_failures: u32 = 10;
+    /// Requests without credentials allowed per source IP within `login_window_secs`
+    /// (every first REGISTER counts); then 403 until the window ends.
+    sip_max_unauthenticated: u32 = 600;
+    /// SIP timer T1 (the round-trip estimate, RFC 3261 §17.1.1.1) in milliseconds.
+    sip_t1_ms: u64 = 500;
+    /// How often trunk changes are picked up, in seconds.
+    sip_trunk_poll_secs: u64 = 5;
     /// Inclusive range of UDP ports for RTP, written `FIRST-LAST`.
     rtp_ports: PortRange = PortRange { first: 20000, last: 29999 };
     /// Application key(s) for encrypting credentials at rest: base64 of 32 bytes. Several keys may
@@ -243,7 +270,40 @@ impl Config {
                 "sip_realm must be 1–128 characters without quotes, backslashes or control characters".into(),
             ));
         }
+        if self.sip_min_expires == 0 || self.sip_min_expires > self.sip_max_expires {
+            return Err(ConfigError::Invalid(
+                "sip_min_expires must be positive and at most sip_max_expires".into(),
+            ));
+        }
+        if self.sip_t1_ms == 0 || self.sip_max_auth_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "sip_t1_ms and sip_max_auth_failures must be positive".into(),
+            ));
+        }
+        let algorithms = self.sip_digest_algorithms.split(',').map(str::trim);
+        if algorithms.clone().all(str::is_empty)
+            || algorithms
+                .filter(|a| !a.is_empty())
+                .any(|a| !a.eq_ignore_ascii_case("MD5") && !a.eq_ignore_ascii_case("SHA-256"))
+        {
+            return Err(ConfigError::Invalid(
+                "sip_digest_algorithms must list MD5 and/or SHA-256".into(),
+            ));
+        }
+        if self.sip_tls_listen.is_some() && self.sip_tls_files().is_none() {
+            return Err(ConfigError::Invalid(
+                "sip_tls_listen needs sip_tls_cert and sip_tls_key (or tls_cert and tls_key)".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The certificate and key for SIP over TLS: `sip_tls_cert`/`sip_tls_key`, else the HTTPS ones.
+    pub fn sip_tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        match (&self.sip_tls_cert, &self.sip_tls_key, &self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k), _, _) | (None, None, Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        }
     }
 
     /// The database URL in effect: the configured one, or the SQLite file in the data directory.

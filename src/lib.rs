@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod pii;
 pub mod secrets;
 pub mod store;
+pub mod telephony;

@@ -109,6 +109,11 @@ impl ApiError {
         e
     }
 
+    /// 503: a part of the server is not running.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// 500: logs `cause` and answers without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

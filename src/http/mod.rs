@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Base URL for links this server hands out (`public_url`, or the bound address).
     pub public_base: String,
+    /// The SIP service, once started (absent in tests that run HTTP alone).
+    pub telephony: OnceLock<Arc<crate::telephony::Telephony>>,
     openapi: OnceLock<String>,
 }
 
@@ -58,6 +60,7 @@ impl AppState {
             config,
             metrics: Metrics::default(),
             public_base,
+            telephony: OnceLock::new(),
             openapi: OnceLock::new(),
         }
     }
@@ -109,6 +112,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let _ = state.openapi.set(json);
     let max_body = state.config.max_body_bytes;
     router
+        .route("/sip", axum::routing::get(sip_websocket))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
@@ -273,8 +277,31 @@ async fn metrics(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        {
+            let mut text = state.metrics.render();
+            if let Some(t) = state.telephony.get() {
+                t.render_metrics(&mut text);
+            }
+            text
+        },
     ))
+}
+
+/// SIP over WebSocket (RFC 7118) on the HTTP listener: browsers and WebRTC softphones connect to
+/// `ws(s)://host/sip` with the `sip` subprotocol.
+async fn sip_websocket(
+    State(state): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let Some(telephony) = state.telephony.get().cloned() else {
+        return ApiError::unavailable("SIP is not running").into_response();
+    };
+    let secure = state.config.tls_enabled();
+    upgrade
+        .protocols(["sip"])
+        .max_message_size(65_535)
+        .on_upgrade(move |socket| telephony.websocket(socket, addr, secure))
 }
 
 /// This document.

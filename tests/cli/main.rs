@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod serve;
+mod sip;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -61,6 +62,7 @@ impl Served {
             .arg("serve")
             .args(args)
             .env("MASTERZ_HTTP_LISTEN", "127.0.0.1:0")
+            .env("MASTERZ_SIP_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

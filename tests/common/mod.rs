@@ -192,6 +192,22 @@ impl TestServer {
         })
     }
 
+    /// Starts a server again on the database (and data directory) of a stopped one.
+    pub async fn on(db: TestDb) -> Self {
+        let server = Server::start(db.config()).await.expect("server restarts");
+        let base = format!("http://{}", server.http_addr);
+        let http = reqwest::Client::builder()
+            .user_agent("masterz-tests/1")
+            .build()
+            .unwrap();
+        Self {
+            server: Some(server),
+            base,
+            http,
+            db,
+        }
+    }
+
     /// The server's database.
     pub fn store(&self) -> &Db {
         &self.server.as_ref().unwrap().state.db
