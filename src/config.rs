@@ -153,9 +153,10 @@ settings! {
     /// Host name or IP address this server gives peers in Via and Contact headers (a NAT's
     /// public address). Empty: the listening address, or the address of the default route.
     sip_public_host: Option<String> = None;
-    /// Digest algorithms offered in registrar challenges, most preferred first: `MD5`,
-    /// `SHA-256` (RFC 8760). MD5 leads because many phones answer only the first challenge.
-    sip_digest_algorithms: String = "MD5,SHA-256".to_owned();
+    /// Digest algorithms offered in registrar challenges, one challenge each, most preferred
+    /// first: `MD5`, `SHA-256` (RFC 8760). Default `MD5` alone: SIPp 3.6 knows only MD5, and
+    /// libre-based phones (baresip 1.0) fail outright on a SHA-256 challenge instead of skipping it.
+    sip_digest_algorithms: String = "MD5".to_owned();
     /// Shortest registration accepted, in seconds; shorter ones get 423 Interval Too Brief.
     sip_min_expires: u32 = 60;
     /// Longest registration granted, in seconds; longer requests are shortened.

@@ -294,9 +294,8 @@ fn httpdate(t: SystemTime) -> String {
         .to_string()
 }
 
-/// The algorithms offered in a challenge, most preferred first (RFC 8760 §2.4). MD5 leads by
-/// default because SIPp 3.6 and many deployed phones answer only the first challenge and know no
-/// other algorithm; `sip_digest_algorithms` changes the order.
+/// The algorithms offered in a challenge, most preferred first (RFC 8760 §2.4), from
+/// `sip_digest_algorithms` (see its documentation for why MD5 alone is the default).
 pub(crate) fn parse_algorithms(s: &str) -> Result<Vec<Algorithm>, String> {
     let list: Result<Vec<Algorithm>, String> = s
         .split(',')

@@ -220,3 +220,29 @@ async fn options_gets_allow_and_malformed_requests_get_400_with_a_reason() {
     let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("masterz_sip_malformed_total 0"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha256_digest_when_configured_first() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.sip_digest_algorithms = "SHA-256,MD5".into();
+    })
+    .await
+    .unwrap();
+    let t = seed_tenant(s.store(), "acme").await;
+    give_sip_account(&s, &t.admin_token, t.agent.0, "erin", "erin-secret-1").await;
+    let mut ua = RawUa::new(sip_addr(&s), "erin", "erin-secret-1").await;
+    let first = ua.register(&["<sip:erin@127.0.0.1:5003>"], Some(600));
+    let challenge = ua.exchange_raw(&first.to_bytes()).await.unwrap();
+    let offered: Vec<&str> = challenge.headers.get_all("WWW-Authenticate").map(|v| v.as_str()).collect();
+    assert_eq!(offered.len(), 2, "{challenge}");
+    assert!(offered[0].contains("algorithm=SHA-256") && offered[1].contains("algorithm=MD5"));
+    // The client answers the first challenge it supports: SHA-256.
+    let r = ua.register_authenticated(&["<sip:erin@127.0.0.1:5003>"], Some(600)).await;
+    assert_eq!(code(&r), 200, "{r}");
+    let sent = ua.register(&["<sip:erin@127.0.0.1:5003>"], Some(600));
+    let auth = sent.headers.get("Authorization").unwrap().to_string();
+    assert!(auth.contains("algorithm=SHA-256"), "{auth}");
+    // A nonce-count that goes up is accepted on the same nonce (no new challenge).
+    let r = ua.exchange_raw(&sent.to_bytes()).await.unwrap();
+    assert_eq!(code(&r), 200, "{r}");
+}
