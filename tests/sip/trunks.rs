@@ -33,12 +33,13 @@ async fn registers_to_a_sipp_registrar_answers_its_challenge_and_refreshes() {
         .timeout(Duration::from_secs(30))
         .spawn();
 
+    // Created with registration off: nothing is sent, the state says so.
     let r = s
         .req(Method::POST, "/api/v1/channel-accounts", &t.admin_token)
         .json(&json!({
             "kind": "sip_trunk",
             "name": "Provider",
-            "settings": {"host": "127.0.0.1", "port": port, "register": true,
+            "settings": {"host": "127.0.0.1", "port": port, "register": false,
                          "username": "acme-trunk", "dids": ["+4930123456"]},
             "credentials": {"password": "trunk-pass-9"},
         }))
@@ -46,6 +47,21 @@ async fn registers_to_a_sipp_registrar_answers_its_challenge_and_refreshes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(trunks(&s, &t.admin_token).await[0]["registration"]["state"], "disabled");
+
+    // Switching it on takes effect without a restart.
+    let r = s
+        .req(Method::PATCH, &format!("/api/v1/channel-accounts/{id}"), &t.admin_token)
+        .json(&json!({
+            "settings": {"host": "127.0.0.1", "port": port, "register": true,
+                         "username": "acme-trunk", "dids": ["+4930123456"]},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
     // Registered (challenge answered), then refreshed before the 4 s expiry: the scenario ends
     // successfully only after the refresh was accepted.
