@@ -1,10 +1,13 @@
-//! The HTTP API from outside: sessions, the login limit, grants, auditing, secrets, bad input.
+//! The HTTP API from outside: sessions, the login limit, grants, auditing, secrets, bad input,
+//! SIP credentials, registrations and trunks.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod auth;
 mod data;
+mod sip;
+mod trunks;
 
 use common::TestServer;
 use serde_json::{Value, json};

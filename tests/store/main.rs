@@ -5,6 +5,7 @@ mod common;
 
 mod customers;
 mod people;
+mod sip;
 
 use common::{Backend, TestDb};
 use masterz::store::{self, customers::Profile};
