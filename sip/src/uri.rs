@@ -165,10 +165,15 @@ impl<'a> Uri<'a> {
                 Ok(uri)
             }
             Scheme::Sip | Scheme::Sips => {
-                let (rest, headers) = match rest.find('?') {
-                    // A '?' before '@' belongs to the user part (user-unreserved, §25.1).
-                    Some(q) if !rest[q..].contains('@') => (&rest[..q], Some(&rest[q + 1..])),
-                    _ => (rest, None),
+                // A '?' before '@' belongs to the user part (user-unreserved, §25.1): the
+                // headers start at the first '?' after the userinfo.
+                let host_start = rest.find('@').map_or(0, |at| at + 1);
+                let (rest, headers) = match rest[host_start..].find('?') {
+                    Some(q) => (
+                        &rest[..host_start + q],
+                        Some(&rest[host_start + q + 1..]),
+                    ),
+                    None => (rest, None),
                 };
                 uri.headers = headers;
                 let hostport_and_params = match rest.find('@') {
@@ -329,6 +334,10 @@ mod tests {
             assert!(Host::parse(bad).is_err(), "{bad}");
         }
         assert!(Uri::parse("sip:[2001:db8::10").is_err());
+
+        let u = Uri::parse("sip:a?b@example.com;lr?subject=x").unwrap();
+        assert_eq!((u.user, u.headers), (Some("a?b"), Some("subject=x")));
+        assert_eq!(u.host, Some(Host::Name("example.com")));
 
         let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
         assert_eq!(u.user, Some("user;par=u%40example.net"));

@@ -5,18 +5,32 @@
 //! Every view implements [`TypedHeader`]; printing is `Display`, producing a value that parses
 //! back to the same view.
 
+mod auth;
+mod content_type;
 mod cseq;
+mod event;
+mod identity;
 mod name_addr;
 mod params;
+mod refer;
+mod session_timer;
 mod simple;
+mod tokens;
 mod via;
 
 use std::fmt;
 
+pub use auth::{AuthValue, Authorization, ProxyAuthenticate, ProxyAuthorization, WwwAuthenticate};
+pub use content_type::{ContentDisposition, ContentType};
 pub use cseq::CSeq;
+pub use event::{Event, SubState, SubscriptionState};
+pub use identity::{PAssertedIdentity, PPreferredIdentity};
 pub use name_addr::{Contact, From, NameAddr, RecordRoute, Route, To};
 pub use params::{Params, quote, unquote};
+pub use refer::{ReferTo, ReferredBy, Replaces, refer_to_with_replaces};
+pub use session_timer::{MIN_SESSION_INTERVAL, MinSe, Refresher, SessionExpires};
 pub use simple::{CallIdHeader, ContentLength, Expires, MaxForwards, MinExpires};
+pub use tokens::{Allow, AllowEvents, ProxyRequire, Require, Supported, TokenList, Unsupported};
 pub use via::Via;
 
 use crate::message::StdHeader;

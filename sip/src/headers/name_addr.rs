@@ -32,7 +32,9 @@ impl<'a> NameAddr<'a> {
                 return Err(HeaderError::syntax("display name without <URI>"));
             }
             (Some(&s[..=end]), rest)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = s[..s.find(';').unwrap_or(s.len())].find('<') {
+            // In the addr-spec form the first ';' starts the header parameters (§20.10), so a
+            // '<' after it is inside a value: `sip:a@b;+sip.instance="<urn:uuid:…>"`.
             let display = trim_lws(&s[..lt]);
             if !display.is_empty()
                 && !display
@@ -245,6 +247,10 @@ mod tests {
         let a = NameAddr::parse("sip:carol@chicago.com;tag=887s").unwrap();
         assert_eq!(a.uri, "sip:carol@chicago.com");
         assert_eq!(a.tag(), Some("887s"));
+
+        let a = NameAddr::parse("sip:a@b;+sip.instance=\"<urn:uuid:1>\";reg-id=1").unwrap();
+        assert_eq!(a.uri, "sip:a@b");
+        assert_eq!(a.params.get("reg-id"), Some(Some("1")));
 
         let a = NameAddr::parse("<sip:x@y>  ;  tag = 1 ").unwrap();
         assert_eq!(a.tag(), Some("1"));

@@ -59,7 +59,7 @@ impl<'a> Params<'a> {
             }
             if let Some(v) = value {
                 let ok = if v.starts_with('"') {
-                    v.len() >= 2 && v.ends_with('"') && !v.ends_with("\\\"")
+                    is_quoted_string(v)
                 } else {
                     !v.is_empty()
                         && v.bytes().all(|b| {
@@ -79,6 +79,21 @@ impl fmt::Debug for Params<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
+}
+
+/// Whether `v` (starting with `"`) is one quoted string: its closing quote, found by skipping
+/// quoted-pairs, is the last character — so `"a\\"` is one and `"a\"` is not.
+fn is_quoted_string(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1 == b.len(),
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// Splits at `sep` outside quoted strings.
@@ -172,6 +187,10 @@ mod tests {
         assert_eq!(p.get("nope"), None);
         assert!(p.validate().is_ok());
         assert!(Params::new("a=b c").validate().is_err());
+        // A value ending in an escaped backslash is closed by the quote after it.
+        assert!(Params::new(r#"x="a\\";y="\\""#).validate().is_ok());
+        assert!(Params::new(r#"x="a\""#).validate().is_err());
+        assert!(Params::new(r#"x="a"b""#).validate().is_err());
         assert!(Params::default().is_empty());
     }
 

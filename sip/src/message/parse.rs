@@ -132,6 +132,9 @@ pub fn frame(buf: &[u8], limits: &Limits) -> Result<Frame, ParseError> {
     let mut length = None;
     // Skip the start line; a header line starting with whitespace is a continuation.
     for line in buf[..head_end].split(|&b| b == b'\n').skip(1) {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            continue;
+        }
         let Some(colon) = memchr(b':', line) else {
             continue;
         };
