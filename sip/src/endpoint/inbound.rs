@@ -7,14 +7,14 @@ use bytes::Bytes;
 
 use super::reply::{
     Salvaged, reason_phrase, reconnect_destination, replace_top_via, reply_destination,
-    response_to, stamped_via,
+    response_to, stamped_via, tag_of,
 };
 use super::{ClientMachine, ClientTx, Endpoint, Event, ServerMachine, ServerTransaction, ServerTx};
-use crate::headers::{HeaderError, To, TypedHeader, Via};
+use crate::headers::HeaderError;
 use crate::message::{Message, Method, ParseError, StatusCode, StdHeader, Text};
 use crate::transaction::ResponseInfo;
 use crate::transaction::client_invite;
-use crate::transaction::key::{ClientKey, RequestIds};
+use crate::transaction::key::{ClientKey, RequestIds, TopVia};
 use crate::transaction::server_invite::ServerInvite;
 use crate::transaction::server_non_invite::ServerNonInvite;
 use crate::transport::Peer;
@@ -38,17 +38,15 @@ pub(super) fn handle(ep: &mut Endpoint, now: Instant, from: Peer, bytes: Bytes) 
 /// The To tag of a message, shared with its buffer.
 pub(super) fn to_tag(message: &Message) -> Option<Text> {
     let header = message.headers.get(StdHeader::To)?;
-    let tag = message.typed::<To>().ok()??.tag()?;
-    Some(header.slice_ref(tag))
+    Some(header.slice_ref(tag_of(header)?))
 }
 
 fn reject_unparsed(ep: &mut Endpoint, from: Peer, bytes: &[u8], error: &ParseError) {
     let reason = reason_phrase(&error.to_string());
     if let Some(salvaged) = Salvaged::read(bytes)
         && let Some(top) = salvaged.top_via()
-        && let Ok(via) = Via::parse(top)
     {
-        let to = reply_destination(&via, &from);
+        let to = reply_destination(&top, &from);
         let tag = ep.tag();
         let mut response = salvaged.response(error.status(), &reason, &from, tag.as_str());
         ep.finish_response(&mut response);
@@ -66,12 +64,8 @@ fn reject_unparsed(ep: &mut Endpoint, from: Peer, bytes: &[u8], error: &ParseErr
 fn reject_parsed(ep: &mut Endpoint, from: Peer, mut request: Message, error: &HeaderError) {
     let reason = reason_phrase(&error.to_string());
     let is_ack = request.method() == Some(&Method::Ack);
-    let destination = match request.typed::<Via>() {
-        Ok(Some(via)) if !is_ack => {
-            let to = reply_destination(&via, &from);
-            let stamped = stamped_via(&via, &from);
-            Some((to, stamped))
-        }
+    let destination = match TopVia::of(&request) {
+        Ok(top) if !is_ack => Some((reply_destination(&top, &from), stamped_via(&top, &from))),
         _ => None,
     };
     if let Some((to, stamped)) = destination {
@@ -95,17 +89,17 @@ fn reject_parsed(ep: &mut Endpoint, from: Peer, mut request: Message, error: &He
 }
 
 fn on_request(ep: &mut Endpoint, now: Instant, from: Peer, mut request: Message) {
-    let ids = match RequestIds::of_request(&request) {
+    let top = match TopVia::of(&request) {
+        Ok(top) => top,
+        Err(e) => return reject_parsed(ep, from, request, &e),
+    };
+    let ids = match RequestIds::of_request(&request, &top) {
         Ok(ids) => ids,
         Err(e) => return reject_parsed(ep, from, request, &e),
     };
-    // `of_request` read the top Via, so it is there and parses.
-    let Ok(Some(via)) = request.typed::<Via>() else {
-        return;
-    };
-    let reply_to = reply_destination(&via, &from);
-    let reconnect_to = reconnect_destination(&via, &from);
-    if let Some(stamped) = stamped_via(&via, &from) {
+    let reply_to = reply_destination(&top, &from);
+    let reconnect_to = reconnect_destination(&top, &from);
+    if let Some(stamped) = stamped_via(&top, &from) {
         replace_top_via(&mut request, stamped);
     }
 
@@ -154,15 +148,8 @@ fn on_request(ep: &mut Endpoint, now: Instant, from: Peer, mut request: Message)
             } else {
                 ServerMachine::NonInvite(ServerNonInvite::new(ep.timers, reliable))
             };
-            insert_server(
-                ep,
-                id,
-                ids,
-                request.clone(),
-                machine,
-                reply_to,
-                reconnect_to,
-            );
+            let kept = matches!(machine, ServerMachine::Invite(_)).then(|| request.clone());
+            insert_server(ep, id, ids, kept, machine, reply_to, reconnect_to);
             ep.events.push_back(Event::Request {
                 tx: ServerTx(id),
                 request,
@@ -176,7 +163,7 @@ fn insert_server(
     ep: &mut Endpoint,
     id: u64,
     ids: RequestIds,
-    request: Message,
+    request: Option<Message>,
     machine: ServerMachine,
     reply_to: Peer,
     reconnect_to: Peer,
@@ -238,7 +225,7 @@ fn on_cancel(
         ep,
         id,
         ids,
-        cancel.clone(),
+        None,
         ServerMachine::NonInvite(machine),
         reply_to,
         reconnect_to,
@@ -273,10 +260,14 @@ fn on_response(ep: &mut Endpoint, now: Instant, from: Peer, response: Message) {
     let Some(c) = ep.clients.get_mut(&id) else {
         return ep.events.push_back(Event::StrayResponse { response, from });
     };
+    // The fork and RSeq only tell provisional responses apart.
+    let provisional = code.is_provisional();
     let info = ResponseInfo {
         code: code.as_u16(),
-        to_tag: to_tag(&response),
-        rseq: response.headers.get(StdHeader::RSeq).cloned(),
+        to_tag: provisional.then(|| to_tag(&response)).flatten(),
+        rseq: provisional
+            .then(|| response.headers.get(StdHeader::RSeq).cloned())
+            .flatten(),
     };
     let reaction = match &mut c.machine {
         ClientMachine::Invite(m) => {

@@ -20,13 +20,14 @@ mod inbound;
 mod reply;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 pub use reply::response_to;
 
-use crate::ident::{Branch, RandomSource, Tag};
+use crate::ident::{BRANCH_COOKIE, RandomSource, Tag};
 use crate::message::{Limits, Message, Method, StdHeader, Text};
 use crate::transaction::client_invite::{self, CancelPlan, CancelRefused, ClientInvite};
 use crate::transaction::client_non_invite::ClientNonInvite;
@@ -204,8 +205,10 @@ struct ServerTransaction {
     reply_to: Peer,
     /// Where they go if the connection the request came on closes.
     reconnect_to: Peer,
-    /// The request as received, top Via stamped.
-    request: Message,
+    /// The INVITE as received, top Via stamped: kept for INVITE transactions only, which the TU
+    /// may answer long after the event (after a CANCEL, say). Other requests live in the
+    /// [`Event::Request`] alone, so that a transaction costs one parse and no copy.
+    request: Option<Message>,
     key: ServerKey,
     machine: ServerMachine,
     /// The To tag of the last response sent, reused for the 200 to a CANCEL (§9.2).
@@ -232,15 +235,38 @@ pub struct Endpoint {
     next_id: u64,
     // The maps are only looked up, never iterated into output, so their order cannot leak.
     // Keyed SipHash keeps attacker-chosen branches from colliding.
-    clients: HashMap<u64, ClientTransaction>,
+    clients: HashMap<u64, ClientTransaction, IdHash>,
     client_keys: HashMap<ClientKey, u64>,
-    servers: HashMap<u64, ServerTransaction>,
+    servers: HashMap<u64, ServerTransaction, IdHash>,
     server_keys: HashMap<ServerKey, u64>,
     /// Every live transaction with a timer, once, under its earliest deadline.
     deadlines: BTreeSet<(Instant, TxRef)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
+
+/// Hashing for transaction ids: we hand them out in sequence, so nobody can choose them to
+/// collide, and a multiply spreads them over the table for the cost of one instruction.
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdHash = BuildHasherDefault<IdHasher>;
 
 fn transport_index(t: Transport) -> usize {
     match t {
@@ -292,9 +318,9 @@ impl Endpoint {
             rng,
             via_prefix,
             next_id: 1,
-            clients: HashMap::new(),
+            clients: HashMap::default(),
             client_keys: HashMap::new(),
-            servers: HashMap::new(),
+            servers: HashMap::default(),
             server_keys: HashMap::new(),
             deadlines: BTreeSet::new(),
             transmits: VecDeque::new(),
@@ -340,9 +366,10 @@ impl Endpoint {
         self.clients.get(&tx.0).map(|c| &c.request)
     }
 
-    /// The request a server transaction answers (top Via stamped), while it lives.
+    /// The INVITE an INVITE server transaction answers (top Via stamped), while it lives;
+    /// `None` for other methods, whose request the TU keeps from [`Event::Request`].
     pub fn server_request(&self, tx: ServerTx) -> Option<&Message> {
-        self.servers.get(&tx.0).map(|s| &s.request)
+        self.servers.get(&tx.0).and_then(|s| s.request.as_ref())
     }
 
     /// Where a server transaction's responses go (§18.2.2): what the dialog layer needs to
@@ -463,7 +490,9 @@ impl Endpoint {
             ServerMachine::NonInvite(m) => m.on_tu_response(now, code.as_u16(), &bytes),
         }
         .map_err(|_| EndpointError::FinalAlreadySent)?;
+        // Only an INVITE can be cancelled, so only its To tag is worth remembering.
         if code.as_u16() > 100
+            && matches!(s.machine, ServerMachine::Invite(_))
             && let Some(tag) = inbound::to_tag(&response)
         {
             s.to_tag = Some(tag);
@@ -513,14 +542,24 @@ impl Endpoint {
     /// Max-Forwards, User-Agent, Content-Length) without sending; returns the branch. For a
     /// dialog layer that keeps the exact ACK it sends, to resend it for 2xx retransmissions.
     pub fn prepare_request(&mut self, request: &mut Message, transport: Transport) -> Text {
-        let branch = Branch::generate(self.rng.as_mut());
+        // The branch has the shape of `ident::Branch::generate` (the magic cookie, then 100
+        // random bits as 20 characters), written straight into the Via.
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut random = [0u8; 20];
+        self.rng.fill(&mut random);
         let prefix = &self.via_prefix[transport_index(transport)];
-        let mut via = String::with_capacity(prefix.len() + branch.as_str().len() + 6);
+        let branch_len = BRANCH_COOKIE.len() + random.len();
+        let mut via = String::with_capacity(prefix.len() + branch_len + 6);
         via.push_str(prefix);
-        via.push_str(branch.as_str());
+        via.push_str(BRANCH_COOKIE);
+        via.extend(
+            random
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(b & 31)])),
+        );
         via.push_str(";rport");
         let via = Text::from(via);
-        let branch = via.slice_ref(&via[prefix.len()..prefix.len() + branch.as_str().len()]);
+        let branch = via.slice_ref(&via[prefix.len()..prefix.len() + branch_len]);
         request.headers.push_front(StdHeader::Via, via);
         if !request.headers.contains(StdHeader::MaxForwards) {
             request

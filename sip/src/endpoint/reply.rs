@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::headers::{To, TypedHeader, Via};
+use crate::headers::{NameAddr, Params};
 use crate::message::{HeaderName, Message, StatusCode, StdHeader, Text, split_list};
+use crate::transaction::key::TopVia;
 use crate::transport::{Peer, Transport};
 use crate::uri::Host;
 
@@ -26,8 +27,12 @@ pub fn response_to(request: &Message, code: StatusCode, to_tag: Option<&str>) ->
             }
             StdHeader::To => {
                 let value = match to_tag {
-                    Some(tag) if code.as_u16() > 100 && needs_tag(&h.value) => {
-                        Text::from(format!("{};tag={tag}", h.value))
+                    Some(tag) if code.as_u16() > 100 && tag_of(&h.value).is_none() => {
+                        let mut v = String::with_capacity(h.value.len() + 5 + tag.len());
+                        v.push_str(&h.value);
+                        v.push_str(";tag=");
+                        v.push_str(tag);
+                        Text::from(v)
                     }
                     _ => h.value.clone(),
                 };
@@ -42,16 +47,27 @@ pub fn response_to(request: &Message, code: StatusCode, to_tag: Option<&str>) ->
     response
 }
 
-/// Whether a To value parses and has no tag yet (one that does not parse is left alone).
-fn needs_tag(to: &str) -> bool {
-    To::parse(to).is_ok_and(|t| t.tag().is_none())
+/// The `tag` parameter of a From or To value. Without a quoted string in the value (the common
+/// case) the parameters are found directly — after the `>` of a name-addr, or after the first
+/// `;` of an addr-spec, which §20.10 forbids to hold a `;` of its own; otherwise the whole
+/// name-addr is parsed.
+pub(crate) fn tag_of(value: &str) -> Option<&str> {
+    if value.contains('"') {
+        return NameAddr::parse(value).ok()?.tag();
+    }
+    let params = match value.rfind('>') {
+        Some(gt) => value[gt + 1..].trim_start().strip_prefix(';')?,
+        None => value.split_once(';')?.1,
+    };
+    Params::new(params).get("tag").flatten()
 }
 
 /// The top Via of a request from `from`, rewritten per §18.2.1 and RFC 3581: `received` when the
 /// sent-by host is not the source address (always, when `rport` was asked for) and `rport`
 /// filled with the source port. `None` when nothing needs adding.
-pub(crate) fn stamped_via(via: &Via<'_>, from: &Peer) -> Option<String> {
-    let rport = via.rport().is_some();
+pub(crate) fn stamped_via(top: &TopVia<'_>, from: &Peer) -> Option<String> {
+    let via = &top.via;
+    let rport = top.rport;
     let ip = from.addr.ip();
     let same_host = match via.host {
         Host::V4(a) => IpAddr::V4(a) == ip,
@@ -61,10 +77,34 @@ pub(crate) fn stamped_via(via: &Via<'_>, from: &Peer) -> Option<String> {
     if same_host && !rport {
         return None;
     }
-    let mut out = String::with_capacity(96);
-    let _ = write!(out, "SIP/2.0/{} {}", via.transport, via.host_raw);
+    let mut out = String::with_capacity(top.raw.len() + 48);
+    // The usual case keeps the value as written: `=port` after a valueless rport, received at
+    // the end. Otherwise (an rport with a value, a received already there) it is rebuilt.
+    let raw = top.raw;
+    let flag_end = top.rport_flag.and_then(|name| {
+        let end = (name.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)? + name.len();
+        raw.is_char_boundary(end).then_some(end)
+    });
+    if !top.received && (flag_end.is_some() || !rport) {
+        match flag_end {
+            Some(end) => {
+                out.push_str(&raw[..end]);
+                out.push('=');
+                push_decimal(&mut out, from.addr.port());
+                out.push_str(&raw[end..]);
+            }
+            None => out.push_str(raw),
+        }
+        push_received(&mut out, ip);
+        return Some(out);
+    }
+    out.push_str("SIP/2.0/");
+    out.push_str(via.transport);
+    out.push(' ');
+    out.push_str(via.host_raw);
     if let Some(port) = via.port {
-        let _ = write!(out, ":{port}");
+        out.push(':');
+        push_decimal(&mut out, port);
     }
     for (name, value) in via.params.iter() {
         if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
@@ -77,30 +117,75 @@ pub(crate) fn stamped_via(via: &Via<'_>, from: &Peer) -> Option<String> {
             out.push_str(v);
         }
     }
-    // RFC 3261's via-received is a bare IPv6address (no brackets).
-    let _ = write!(out, ";received={ip}");
+    push_received(&mut out, ip);
     if rport {
-        let _ = write!(out, ";rport={}", from.addr.port());
+        out.push_str(";rport=");
+        push_decimal(&mut out, from.addr.port());
     }
     Some(out)
 }
 
+/// Appends `;received=<ip>`; RFC 3261's via-received is a bare IPv6address (no brackets).
+fn push_received(out: &mut String, ip: IpAddr) {
+    out.push_str(";received=");
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u16::from(octet));
+            }
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+/// Appends `n` in decimal (without the formatting machinery: this runs for every request).
+fn push_decimal(out: &mut String, mut n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        out.push(char::from(*d));
+    }
+}
+
 /// Replaces the top Via value of `message` with `value` (keeping the others in order).
 pub(crate) fn replace_top_via(message: &mut Message, value: String) {
-    message.headers.remove_first_value(StdHeader::Via);
-    message.headers.push_front(StdHeader::Via, value);
+    let single = {
+        let mut vias = message.headers.get_all(StdHeader::Via);
+        vias.next().is_some_and(|v| !v.contains(',')) && vias.next().is_none()
+    };
+    if single {
+        // One Via line with one value, the usual request from a UA: replaced where it stands.
+        message.headers.set(StdHeader::Via, value);
+    } else {
+        message.headers.remove_first_value(StdHeader::Via);
+        message.headers.push_front(StdHeader::Via, value);
+    }
 }
 
 /// Where the responses to a request go (§18.2.2, RFC 3581 §4): back over the connection it
 /// came on for a stream; for a datagram, to `maddr` if given, else to the source address at the
 /// source port (`rport`) or the sent-by port.
-pub(crate) fn reply_destination(via: &Via<'_>, from: &Peer) -> Peer {
+pub(crate) fn reply_destination(top: &TopVia<'_>, from: &Peer) -> Peer {
     if from.connection.is_some() {
         return *from;
     }
+    let via = &top.via;
     let transport = Transport::from_token(via.transport).unwrap_or(from.transport);
     let sent_by_port = via.port.unwrap_or(transport.default_port());
-    if let Some(maddr) = via.maddr().and_then(|m| Host::parse(m).ok()) {
+    if let Some(maddr) = top.maddr.and_then(|m| Host::parse(m).ok()) {
         let ip = match maddr {
             Host::V4(a) => Some(IpAddr::V4(a)),
             Host::V6(a) => Some(IpAddr::V6(a)),
@@ -111,7 +196,7 @@ pub(crate) fn reply_destination(via: &Via<'_>, from: &Peer) -> Peer {
             return Peer::new(from.transport, SocketAddr::new(ip, sent_by_port));
         }
     }
-    let port = if via.rport().is_some() || from.transport.is_reliable() {
+    let port = if top.rport || from.transport.is_reliable() {
         from.addr.port()
     } else {
         sent_by_port
@@ -121,7 +206,8 @@ pub(crate) fn reply_destination(via: &Via<'_>, from: &Peer) -> Peer {
 
 /// Where responses go when the connection a request came on is gone (§18.2.2): a new connection
 /// to the source address at the sent-by port.
-pub(crate) fn reconnect_destination(via: &Via<'_>, from: &Peer) -> Peer {
+pub(crate) fn reconnect_destination(top: &TopVia<'_>, from: &Peer) -> Peer {
+    let via = &top.via;
     let transport = Transport::from_token(via.transport).unwrap_or(from.transport);
     let port = via.port.unwrap_or(transport.default_port());
     Peer::new(from.transport, SocketAddr::new(from.addr.ip(), port))
@@ -203,11 +289,10 @@ impl Salvaged {
         complete.then_some(Self { headers })
     }
 
-    /// The top Via value, if it parses.
-    pub(crate) fn top_via(&self) -> Option<&str> {
+    /// The top Via, if it parses.
+    pub(crate) fn top_via(&self) -> Option<TopVia<'_>> {
         let (_, value) = self.headers.iter().find(|(h, _)| *h == StdHeader::Via)?;
-        let top = split_list(value).next()?;
-        Via::parse(top).ok().map(|_| top)
+        TopVia::parse(split_list(value).next()?).ok()
     }
 
     /// A response to the salvaged request: its Via (the top one stamped), From, To with a tag,
@@ -224,8 +309,7 @@ impl Salvaged {
             request.headers.push(*name, Text::from(value.as_str()));
         }
         if let Some(top) = self.top_via()
-            && let Ok(via) = Via::parse(top)
-            && let Some(stamped) = stamped_via(&via, from)
+            && let Some(stamped) = stamped_via(&top, from)
         {
             replace_top_via(&mut request, stamped);
         }
@@ -258,23 +342,52 @@ mod tests {
 
     #[test]
     fn received_and_rport_are_stamped() {
-        let via = Via::parse("SIP/2.0/UDP a.example:5062;branch=z9hG4bK1;rport").unwrap();
+        let via = TopVia::parse("SIP/2.0/UDP a.example:5062;branch=z9hG4bK1;rport").unwrap();
         let stamped = stamped_via(&via, &peer("192.0.2.9:40000")).unwrap();
         assert_eq!(
             stamped,
-            "SIP/2.0/UDP a.example:5062;branch=z9hG4bK1;received=192.0.2.9;rport=40000"
+            "SIP/2.0/UDP a.example:5062;branch=z9hG4bK1;rport=40000;received=192.0.2.9"
         );
-        let via = Via::parse("SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1").unwrap();
+        let via = TopVia::parse("SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1").unwrap();
         assert_eq!(stamped_via(&via, &peer("192.0.2.9:5060")), None);
-        let via = Via::parse("SIP/2.0/UDP 192.0.2.8;branch=z9hG4bK1").unwrap();
+        let via = TopVia::parse("SIP/2.0/UDP h ; rport ; branch=z9hG4bK1").unwrap();
+        assert_eq!(
+            stamped_via(&via, &peer("192.0.2.9:7")).unwrap(),
+            "SIP/2.0/UDP h ; rport=7 ; branch=z9hG4bK1;received=192.0.2.9"
+        );
+        let via = TopVia::parse("SIP/2.0/UDP h;received=10.0.0.1;rport=9;branch=z9hG4bK1").unwrap();
+        assert_eq!(
+            stamped_via(&via, &peer("192.0.2.9:7")).unwrap(),
+            "SIP/2.0/UDP h;branch=z9hG4bK1;received=192.0.2.9;rport=7"
+        );
+        let via = TopVia::parse("SIP/2.0/UDP 192.0.2.8;branch=z9hG4bK1").unwrap();
         assert_eq!(
             reply_destination(&via, &peer("192.0.2.9:7000")),
             peer("192.0.2.9:5060")
         );
-        let via = Via::parse("SIP/2.0/UDP 192.0.2.8;branch=z9hG4bK1;rport").unwrap();
+        let via = TopVia::parse("SIP/2.0/UDP 192.0.2.8;branch=z9hG4bK1;rport").unwrap();
         assert_eq!(
             reply_destination(&via, &peer("192.0.2.9:7000")),
             peer("192.0.2.9:7000")
+        );
+    }
+
+    #[test]
+    fn tags_are_found_with_and_without_quotes() {
+        assert_eq!(tag_of("<sip:b@x>;tag=1"), Some("1"));
+        assert_eq!(tag_of("<sip:b@x> ; tag = 2 ;x"), Some("2"));
+        assert_eq!(tag_of("<sip:b@x;tag=no>"), None);
+        assert_eq!(tag_of("sip:b@x;tag=3"), Some("3"));
+        assert_eq!(tag_of("sip:b@x"), None);
+        assert_eq!(tag_of(r#""a>;tag=no" <sip:b@x>;tag=4"#), Some("4"));
+        assert_eq!(tag_of(r#""a" <sip:b@x>"#), None);
+        assert_eq!(
+            stamped_via(
+                &TopVia::parse("SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1;rport").unwrap(),
+                &Peer::new(Transport::Tcp, "[2001:db8::2]:40000".parse().unwrap())
+            )
+            .unwrap(),
+            "SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1;rport=40000;received=2001:db8::2"
         );
     }
 
@@ -317,7 +430,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Via: SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.9;rport=7000\r\n")
+            text.contains("Via: SIP/2.0/UDP a;branch=z9hG4bK1;rport=7000;received=192.0.2.9\r\n")
         );
         assert!(text.contains("To: <sip:b>;tag=t1\r\n"));
         assert!(Salvaged::read(&bad.replace_first(b"INVITE", b"ACK")).is_none());

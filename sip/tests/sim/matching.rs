@@ -103,7 +103,7 @@ fn malformed_request_gets_400_with_a_reason_phrase() {
     );
     for (_, response) in &sim.uac.received {
         let text = response.to_string();
-        assert!(text.contains("received=192.0.2.1;rport=5060"), "{text}");
+        assert!(text.contains("rport=5060;received=192.0.2.1"), "{text}");
         assert!(text.contains(";tag="), "a To tag: {text}");
         assert!(text.contains("Call-ID: raw-1@192.0.2.1\r\n"), "{text}");
     }
@@ -232,7 +232,7 @@ fn requests_carry_received_and_rport_and_responses_follow_them() {
     assert_eq!(*from, sim.peer(Who::Uac));
     assert_eq!(
         request.headers.get(StdHeader::Via).map(|v| v.as_str()),
-        Some("SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKr1;received=192.0.2.1;rport=5060")
+        Some("SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKr1;rport=5060;received=192.0.2.1")
     );
     // The harness checks the destination address: the response reached 192.0.2.1:5060.
     assert_eq!(lines(&sim.uac), [(ms(10), "SIP/2.0 200 OK".to_owned())]);
