@@ -293,7 +293,8 @@ impl Config {
         }
         if self.sip_tls_listen.is_some() && self.sip_tls_files().is_none() {
             return Err(ConfigError::Invalid(
-                "sip_tls_listen needs sip_tls_cert and sip_tls_key (or tls_cert and tls_key)".into(),
+                "sip_tls_listen needs sip_tls_cert and sip_tls_key (or tls_cert and tls_key)"
+                    .into(),
             ));
         }
         Ok(())
@@ -301,7 +302,12 @@ impl Config {
 
     /// The certificate and key for SIP over TLS: `sip_tls_cert`/`sip_tls_key`, else the HTTPS ones.
     pub fn sip_tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
-        match (&self.sip_tls_cert, &self.sip_tls_key, &self.tls_cert, &self.tls_key) {
+        match (
+            &self.sip_tls_cert,
+            &self.sip_tls_key,
+            &self.tls_cert,
+            &self.tls_key,
+        ) {
             (Some(c), Some(k), _, _) | (None, None, Some(c), Some(k)) => Some((c, k)),
             _ => None,
         }

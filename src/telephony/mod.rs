@@ -118,7 +118,8 @@ impl SipContext {
     pub(crate) fn response(&self, request: &Message, code: StatusCode) -> Message {
         let tag = Tag::generate(&mut OsRandom);
         let mut r = response_to(request, code, Some(tag.as_str()));
-        r.headers.push(StdHeader::Server, self.server_header.clone());
+        r.headers
+            .push(StdHeader::Server, self.server_header.clone());
         r
     }
 
@@ -203,7 +204,10 @@ impl Telephony {
         addr: SocketAddr,
         secure: bool,
     ) {
-        self.transports.clone().run_websocket(socket, addr, secure).await;
+        self.transports
+            .clone()
+            .run_websocket(socket, addr, secure)
+            .await;
     }
 
     /// The metrics in Prometheus text format.
@@ -211,12 +215,32 @@ impl Telephony {
         use std::fmt::Write as _;
         let m = &self.metrics;
         for (name, help, v) in [
-            ("masterz_sip_received_total", "SIP messages received.", &m.received),
+            (
+                "masterz_sip_received_total",
+                "SIP messages received.",
+                &m.received,
+            ),
             ("masterz_sip_sent_total", "SIP messages sent.", &m.sent),
-            ("masterz_sip_dropped_total", "SIP datagrams dropped under overload.", &m.dropped),
-            ("masterz_sip_send_errors_total", "SIP sends that failed.", &m.send_errors),
-            ("masterz_sip_malformed_total", "Malformed SIP messages.", &m.malformed),
-            ("masterz_sip_registrations_total", "Successful REGISTERs.", &m.registrations),
+            (
+                "masterz_sip_dropped_total",
+                "SIP datagrams dropped under overload.",
+                &m.dropped,
+            ),
+            (
+                "masterz_sip_send_errors_total",
+                "SIP sends that failed.",
+                &m.send_errors,
+            ),
+            (
+                "masterz_sip_malformed_total",
+                "Malformed SIP messages.",
+                &m.malformed,
+            ),
+            (
+                "masterz_sip_registrations_total",
+                "Successful REGISTERs.",
+                &m.registrations,
+            ),
             (
                 "masterz_sip_register_auth_failures_total",
                 "REGISTERs with wrong credentials.",
@@ -276,16 +300,15 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
     let tls = match config.sip_tls_listen {
         Some(addr) => {
             let Some((cert, key)) = config.sip_tls_files() else {
-                anyhow::bail!("sip_tls_listen needs sip_tls_cert and sip_tls_key (or tls_cert and tls_key)");
+                anyhow::bail!(
+                    "sip_tls_listen needs sip_tls_cert and sip_tls_key (or tls_cert and tls_key)"
+                );
             };
             let server = crate::app::rustls_server_config(cert, key, &[])?;
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen for SIP on TLS {addr}"))?;
-            Some((
-                listener,
-                tokio_rustls::TlsAcceptor::from(Arc::new(server)),
-            ))
+            Some((listener, tokio_rustls::TlsAcceptor::from(Arc::new(server))))
         }
         None => None,
     };

@@ -72,13 +72,17 @@ async fn register(ctx: &SipContext, inc: &Incoming) -> Message {
     };
 
     if ctx.auth_failures_by_ip.blocked_for(&ip, now).is_some()
-        || ctx.auth_failures_by_user.blocked_for(&aor_user, now).is_some()
+        || ctx
+            .auth_failures_by_user
+            .blocked_for(&aor_user, now)
+            .is_some()
     {
         ctx.metrics
             .register_rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut r = ctx.response_with_reason(request, status(403), "Too Many Failed Attempts");
-        r.headers.push(StdHeader::RetryAfter, ctx.window_secs().to_string());
+        r.headers
+            .push(StdHeader::RetryAfter, ctx.window_secs().to_string());
         return r;
     }
 
@@ -93,7 +97,8 @@ async fn register(ctx: &SipContext, inc: &Incoming) -> Message {
         ctx.unauthenticated_by_ip.fail(&ip, now);
         if ctx.unauthenticated_by_ip.blocked_for(&ip, now).is_some() {
             let mut r = ctx.response_with_reason(request, status(403), "Too Many Requests");
-            r.headers.push(StdHeader::RetryAfter, ctx.window_secs().to_string());
+            r.headers
+                .push(StdHeader::RetryAfter, ctx.window_secs().to_string());
             return r;
         }
         return ctx.challenge(request, false);
@@ -104,8 +109,7 @@ async fn register(ctx: &SipContext, inc: &Incoming) -> Message {
             Ok(c) => c,
             Err(e) => return ctx.server_error(request, &e),
         };
-        match store::sip::account_by_username(&mut conn.ex(), &ctx.state.keyring, &aor_user).await
-        {
+        match store::sip::account_by_username(&mut conn.ex(), &ctx.state.keyring, &aor_user).await {
             Ok(l) => l,
             Err(e) => return ctx.server_error(request, &e),
         }
@@ -119,14 +123,9 @@ async fn register(ctx: &SipContext, inc: &Incoming) -> Message {
     let password = login
         .as_ref()
         .map_or("\u{0}unknown", |l| l.password.expose().as_str());
-    let verdict = ctx.nonces().verify(
-        &credentials,
-        &ctx.realm,
-        method,
-        uri,
-        password,
-        unix_secs(),
-    );
+    let verdict = ctx
+        .nonces()
+        .verify(&credentials, &ctx.realm, method, uri, password, unix_secs());
     let login = match (verdict, login) {
         (Ok(()), Some(login)) => login,
         // A stale nonce, or a nonce-count seen before with a correct answer (a client that does
@@ -193,7 +192,10 @@ async fn update_bindings(
         .typed_all::<Contact>()
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(&e.to_string()))?;
-    let user_agent = request.headers.get(StdHeader::UserAgent).map(|t| t.as_str());
+    let user_agent = request
+        .headers
+        .get(StdHeader::UserAgent)
+        .map(|t| t.as_str());
     let source = inc.from.addr.to_string();
     let transport = match inc.from.transport {
         Transport::Udp => SipTransport::Udp,
@@ -207,7 +209,9 @@ async fn update_bindings(
     if contacts.contains(&Contact::Any) {
         // §10.3 step 6: `*` only alone and with Expires: 0.
         if contacts.len() != 1 || default_expires != 0 {
-            return Err(bad("Bad Header: Contact (* needs Expires: 0 and no other Contact)"));
+            return Err(bad(
+                "Bad Header: Contact (* needs Expires: 0 and no other Contact)",
+            ));
         }
         store::sip::remove_all_bindings(&mut conn.ex(), login.company_id, login.user_id).await?;
     }
@@ -221,8 +225,13 @@ async fn update_bindings(
             return Err(bad("Bad Header: Contact (bad URI)"));
         }
         if expires == 0 {
-            store::sip::remove_binding(&mut conn.ex(), login.company_id, login.user_id, contact.uri)
-                .await?;
+            store::sip::remove_binding(
+                &mut conn.ex(),
+                login.company_id,
+                login.user_id,
+                contact.uri,
+            )
+            .await?;
             continue;
         }
         if expires < ctx.config.min_expires {
@@ -275,8 +284,10 @@ async fn update_bindings(
     let now = unix_ms();
     for b in &bindings {
         let left = ((b.expires_at.0 - now).max(0) + 999) / 1000;
-        r.headers
-            .push(StdHeader::Contact, format!("<{}>;expires={left}", b.contact));
+        r.headers.push(
+            StdHeader::Contact,
+            format!("<{}>;expires={left}", b.contact),
+        );
     }
     r.headers.push(StdHeader::Date, httpdate(SystemTime::now()));
     ctx.metrics
@@ -287,7 +298,10 @@ async fn update_bindings(
 
 /// An RFC 1123 date for the Date header (§20.17), which some phones use to set their clock.
 fn httpdate(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64;
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
         .format("%a, %d %b %Y %H:%M:%S GMT")

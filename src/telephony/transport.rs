@@ -119,7 +119,10 @@ impl Transports {
             None => {
                 // A browser (WS) or TLS peer without an open connection cannot be reached.
                 self.metrics.send_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(transport = to.transport.as_str(), "no connection to send on");
+                tracing::debug!(
+                    transport = to.transport.as_str(),
+                    "no connection to send on"
+                );
             }
         }
     }
@@ -128,7 +131,14 @@ impl Transports {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let mut conns = self.conns();
-        conns.by_id.insert(id, Conn { transport, addr, tx });
+        conns.by_id.insert(
+            id,
+            Conn {
+                transport,
+                addr,
+                tx,
+            },
+        );
         conns.by_addr.insert((transport, addr), id);
         (id, rx)
     }
@@ -289,7 +299,11 @@ impl Transports {
         secure: bool,
     ) {
         use axum::extract::ws::Message as Ws;
-        let transport = if secure { Transport::Wss } else { Transport::Ws };
+        let transport = if secure {
+            Transport::Wss
+        } else {
+            Transport::Ws
+        };
         let (id, mut rx) = self.register(transport, addr);
         let from = Peer {
             transport,
@@ -385,7 +399,11 @@ mod tests {
         // RFC 5769 §2.2-style check: X-Port and X-Address undo with the cookie.
         let port = u16::from_be_bytes([resp[26], resp[27]]) ^ 0x2112;
         assert_eq!(port, 32853);
-        let ip: Vec<u8> = resp[28..32].iter().zip(STUN_COOKIE).map(|(a, b)| a ^ b).collect();
+        let ip: Vec<u8> = resp[28..32]
+            .iter()
+            .zip(STUN_COOKIE)
+            .map(|(a, b)| a ^ b)
+            .collect();
         assert_eq!(ip, [192, 0, 2, 1]);
         assert!(stun_binding_response(b"OPTIONS sip:x SIP/2.0\r\n\r\n", from).is_none());
         assert!(stun_binding_response(&req[..19], from).is_none());

@@ -107,7 +107,13 @@ pub(crate) async fn supervise(ctx: Arc<SipContext>, states: Arc<TrunkStates>, po
     }
 }
 
-async fn record(ctx: &SipContext, states: &TrunkStates, company: CompanyId, id: i64, status: TrunkStatus) {
+async fn record(
+    ctx: &SipContext,
+    states: &TrunkStates,
+    company: CompanyId,
+    id: i64,
+    status: TrunkStatus,
+) {
     states.set(id, Some(status.state));
     let saved = async {
         let mut conn = ctx.state.db.conn().await?;
@@ -153,12 +159,18 @@ async fn keep_registered(ctx: Arc<SipContext>, states: Arc<TrunkStates>, trunk: 
             Ok(granted) => {
                 failures = 0;
                 let wait = refresh_after(granted);
-                record(&ctx, &states, company, id, TrunkStatus {
-                    state: TrunkState::Registered,
-                    reason: None,
-                    registered_until: Some(now + i64::from(granted) * 1000),
-                    next_attempt_at: Some(now + wait.as_millis() as i64),
-                })
+                record(
+                    &ctx,
+                    &states,
+                    company,
+                    id,
+                    TrunkStatus {
+                        state: TrunkState::Registered,
+                        reason: None,
+                        registered_until: Some(now + i64::from(granted) * 1000),
+                        next_attempt_at: Some(now + wait.as_millis() as i64),
+                    },
+                )
                 .await;
                 tracing::info!(trunk = id, expires = granted, "trunk registered");
                 wait
@@ -169,12 +181,18 @@ async fn keep_registered(ctx: Arc<SipContext>, states: Arc<TrunkStates>, trunk: 
                 OsRandom.fill(&mut r);
                 let wait = backoff(failures, u32::from_le_bytes(r));
                 tracing::warn!(trunk = id, %reason, retry_in = ?wait, "trunk registration failed");
-                record(&ctx, &states, company, id, TrunkStatus {
-                    state: TrunkState::Failed,
-                    reason: Some(reason),
-                    registered_until: None,
-                    next_attempt_at: Some(now + wait.as_millis() as i64),
-                })
+                record(
+                    &ctx,
+                    &states,
+                    company,
+                    id,
+                    TrunkStatus {
+                        state: TrunkState::Failed,
+                        reason: Some(reason),
+                        registered_until: None,
+                        next_attempt_at: Some(now + wait.as_millis() as i64),
+                    },
+                )
                 .await;
                 // A new attempt starts a fresh registration (new Call-ID), as after a restart.
                 session = Session::new(&ctx, &trunk);
@@ -200,7 +218,10 @@ async fn resolve(trunk: &TrunkConfig) -> Result<Peer, String> {
     let host = s.host.trim_start_matches('[').trim_end_matches(']');
     let default_port = 5060;
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(peer(transport, SocketAddr::new(ip, s.port.unwrap_or(default_port))));
+        return Ok(peer(
+            transport,
+            SocketAddr::new(ip, s.port.unwrap_or(default_port)),
+        ));
     }
     let resolver = hickory_resolver::Resolver::builder_tokio()
         .map_err(|e| format!("DNS resolver unavailable: {e}"))?
@@ -215,10 +236,14 @@ async fn resolve(trunk: &TrunkConfig) -> Result<Peer, String> {
             };
             match resolver.srv_lookup(format!("{service}.{host}.")).await {
                 Ok(srv) => {
-                    let mut records: Vec<_> = srv.answers().iter().filter_map(|r| match &r.data {
-                        hickory_resolver::proto::rr::RData::SRV(srv) => Some(srv.clone()),
-                        _ => None,
-                    }).collect();
+                    let mut records: Vec<_> = srv
+                        .answers()
+                        .iter()
+                        .filter_map(|r| match &r.data {
+                            hickory_resolver::proto::rr::RData::SRV(srv) => Some(srv.clone()),
+                            _ => None,
+                        })
+                        .collect();
                     records.sort_by_key(|r| (r.priority, std::cmp::Reverse(r.weight)));
                     match records.first() {
                         Some(r) => (r.target.to_utf8().trim_end_matches('.').to_owned(), r.port),
@@ -334,7 +359,9 @@ impl Session {
                     match self.auth.handle_challenges(kind, values) {
                         Ok(()) => continue,
                         Err(DigestError::Rejected(_)) => {
-                            return Err("authentication rejected (wrong username or password)".into());
+                            return Err(
+                                "authentication rejected (wrong username or password)".into()
+                            );
                         }
                         Err(e) => return Err(format!("unusable challenge: {e}")),
                     }
@@ -343,12 +370,18 @@ impl Session {
                     // §10.2.8: retry with at least Min-Expires.
                     match response.typed::<MinExpires>() {
                         Ok(Some(m)) if m.0 > self.expires => self.expires = m.0,
-                        _ => return Err("423 Interval Too Brief without a usable Min-Expires".into()),
+                        _ => {
+                            return Err(
+                                "423 Interval Too Brief without a usable Min-Expires".into()
+                            );
+                        }
                     }
                 }
                 _ => {
                     let reason = match &response.start {
-                        masterz_sip::message::StartLine::Response { reason, .. } => reason.to_string(),
+                        masterz_sip::message::StartLine::Response { reason, .. } => {
+                            reason.to_string()
+                        }
                         _ => String::new(),
                     };
                     return Err(format!("{code} {reason}").trim().to_owned());
@@ -362,10 +395,17 @@ impl Session {
     /// asked for (§10.2.4).
     fn granted(&self, response: &Message) -> u32 {
         let mine = format!("sip:{}@", self.username);
-        let from_contact = response.typed_all::<Contact>().filter_map(Result::ok).find_map(|c| {
-            let addr = c.addr()?;
-            addr.uri.starts_with(&mine).then(|| c.expires()).flatten()?.ok()
-        });
+        let from_contact = response
+            .typed_all::<Contact>()
+            .filter_map(Result::ok)
+            .find_map(|c| {
+                let addr = c.addr()?;
+                addr.uri
+                    .starts_with(&mine)
+                    .then(|| c.expires())
+                    .flatten()?
+                    .ok()
+            });
         from_contact
             .or_else(|| response.typed::<Expires>().ok().flatten().map(|e| e.0))
             .unwrap_or(self.expires)

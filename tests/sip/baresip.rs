@@ -6,13 +6,23 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{Backend, TestServer, seed_tenant};
-use crate::peers::{self, baresip::{Baresip, SipTransport, event}};
+use crate::peers::{
+    self,
+    baresip::{Baresip, SipTransport, event},
+};
 use crate::registrar::{give_sip_account, registrations, sip_addr};
 
 fn make_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("sip-cert.pem"), dir.join("sip-key.pem"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
         .arg("-keyout")
         .arg(&key)
@@ -21,7 +31,10 @@ fn make_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    assert!(made.is_ok_and(|s| s.success()), "openssl makes a test certificate");
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "openssl makes a test certificate"
+    );
     (cert, key)
 }
 
@@ -68,7 +81,11 @@ async fn baresip_registers_over_udp_tcp_and_tls() {
         assert_eq!(mine.len(), 1, "{name}: {regs:?}\n{}", phone.report());
         assert_eq!(mine[0]["sip_username"], "ann");
         assert!(
-            mine[0]["user_agent"].as_str().unwrap_or("").to_lowercase().contains("baresip"),
+            mine[0]["user_agent"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("baresip"),
             "{:?}",
             mine[0]
         );

@@ -10,7 +10,7 @@ use masterz_sip::ident::RandomSource;
 use masterz_sip::message::{Limits, Message, StdHeader};
 use tokio::net::UdpSocket;
 
-pub struct Seeded(pub u64);
+pub(crate) struct Seeded(pub(crate) u64);
 
 impl RandomSource for Seeded {
     fn fill(&mut self, buf: &mut [u8]) {
@@ -23,18 +23,18 @@ impl RandomSource for Seeded {
     }
 }
 
-pub struct RawUa {
-    pub socket: UdpSocket,
-    pub server: SocketAddr,
-    pub user: String,
-    pub auth: ClientAuth,
-    pub call_id: String,
-    pub cseq: u32,
+pub(crate) struct RawUa {
+    pub(crate) socket: UdpSocket,
+    pub(crate) server: SocketAddr,
+    pub(crate) user: String,
+    pub(crate) auth: ClientAuth,
+    pub(crate) call_id: String,
+    pub(crate) cseq: u32,
     rng: Seeded,
 }
 
 impl RawUa {
-    pub async fn new(server: SocketAddr, user: &str, password: &str) -> Self {
+    pub(crate) async fn new(server: SocketAddr, user: &str, password: &str) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = socket.local_addr().unwrap().port();
         Self {
@@ -48,17 +48,17 @@ impl RawUa {
         }
     }
 
-    pub fn local(&self) -> SocketAddr {
+    pub(crate) fn local(&self) -> SocketAddr {
         self.socket.local_addr().unwrap()
     }
 
     /// Sends raw bytes and returns the next datagram, if one comes within two seconds.
-    pub async fn exchange_raw(&self, bytes: &[u8]) -> Option<Message> {
+    pub(crate) async fn exchange_raw(&self, bytes: &[u8]) -> Option<Message> {
         self.socket.send_to(bytes, self.server).await.unwrap();
         self.recv().await
     }
 
-    pub async fn recv(&self) -> Option<Message> {
+    pub(crate) async fn recv(&self) -> Option<Message> {
         let mut buf = vec![0u8; 65_535];
         loop {
             let n = tokio::time::timeout(Duration::from_secs(2), self.socket.recv(&mut buf))
@@ -76,7 +76,7 @@ impl RawUa {
     }
 
     /// A REGISTER with the given Contact header values and Expires.
-    pub fn register(&mut self, contacts: &[&str], expires: Option<u32>) -> Message {
+    pub(crate) fn register(&mut self, contacts: &[&str], expires: Option<u32>) -> Message {
         self.cseq += 1;
         let uri = format!("sip:{}", self.server);
         let local = self.local();
@@ -84,10 +84,17 @@ impl RawUa {
         let h = &mut m.headers;
         h.push(
             StdHeader::Via,
-            format!("SIP/2.0/UDP {local};rport;branch=z9hG4bK-raw-{}-{}", self.cseq, local.port()),
+            format!(
+                "SIP/2.0/UDP {local};rport;branch=z9hG4bK-raw-{}-{}",
+                self.cseq,
+                local.port()
+            ),
         );
         h.push(StdHeader::MaxForwards, "70");
-        h.push(StdHeader::From, format!("<sip:{}@127.0.0.1>;tag=raw{}", self.user, local.port()));
+        h.push(
+            StdHeader::From,
+            format!("<sip:{}@127.0.0.1>;tag=raw{}", self.user, local.port()),
+        );
         h.push(StdHeader::To, format!("<sip:{}@127.0.0.1>", self.user));
         h.push(StdHeader::CallId, self.call_id.clone());
         h.push(StdHeader::CSeq, format!("{} REGISTER", self.cseq));
@@ -106,13 +113,16 @@ impl RawUa {
     }
 
     /// REGISTER, answering one 401; returns the final response.
-    pub async fn register_authenticated(
+    pub(crate) async fn register_authenticated(
         &mut self,
         contacts: &[&str],
         expires: Option<u32>,
     ) -> Message {
         let first = self.register(contacts, expires);
-        let r = self.exchange_raw(&first.to_bytes()).await.expect("an answer");
+        let r = self
+            .exchange_raw(&first.to_bytes())
+            .await
+            .expect("an answer");
         if r.status().map(|s| s.as_u16()) != Some(401) {
             return r;
         }
@@ -125,15 +135,17 @@ impl RawUa {
             .handle_challenges(ChallengeKind::Www, values.iter().map(String::as_str))
             .expect("a usable challenge");
         let second = self.register(contacts, expires);
-        self.exchange_raw(&second.to_bytes()).await.expect("an answer")
+        self.exchange_raw(&second.to_bytes())
+            .await
+            .expect("an answer")
     }
 }
 
-pub fn code(m: &Message) -> u16 {
+pub(crate) fn code(m: &Message) -> u16 {
     m.status().map_or(0, |s| s.as_u16())
 }
 
-pub fn reason(m: &Message) -> String {
+pub(crate) fn reason(m: &Message) -> String {
     match &m.start {
         masterz_sip::message::StartLine::Response { reason, .. } => reason.to_string(),
         _ => String::new(),

@@ -10,7 +10,11 @@ use crate::common::{Backend, TestServer, seed_tenant};
 use crate::peers::{self, free_port, sipp::Sipp};
 
 async fn trunks(s: &TestServer, token: &str) -> Vec<Value> {
-    let r = s.req(Method::GET, "/api/v1/trunks", token).send().await.unwrap();
+    let r = s
+        .req(Method::GET, "/api/v1/trunks", token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -49,11 +53,18 @@ async fn registers_to_a_sipp_registrar_answers_its_challenge_and_refreshes() {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(trunks(&s, &t.admin_token).await[0]["registration"]["state"], "disabled");
+    assert_eq!(
+        trunks(&s, &t.admin_token).await[0]["registration"]["state"],
+        "disabled"
+    );
 
     // Switching it on takes effect without a restart.
     let r = s
-        .req(Method::PATCH, &format!("/api/v1/channel-accounts/{id}"), &t.admin_token)
+        .req(
+            Method::PATCH,
+            &format!("/api/v1/channel-accounts/{id}"),
+            &t.admin_token,
+        )
         .json(&json!({
             "settings": {"host": "127.0.0.1", "port": port, "register": true,
                          "username": "acme-trunk", "dids": ["+4930123456"]},
@@ -74,8 +85,19 @@ async fn registers_to_a_sipp_registrar_answers_its_challenge_and_refreshes() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["registration"]["state"], "registered", "{list:?}");
     assert!(list[0].get("password").is_none());
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("masterz_trunk_registered{trunk="), "{metrics}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("masterz_trunk_registered{trunk="),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +133,12 @@ async fn an_unreachable_trunk_fails_with_a_reason_and_a_next_attempt() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(last["state"], "failed", "{last}");
-    assert!(last["reason"].as_str().unwrap().contains("timeout"), "{last}");
-    assert!(last["next_attempt_at"].is_string() || last["next_attempt_at"].is_number(), "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("timeout"),
+        "{last}"
+    );
+    assert!(
+        last["next_attempt_at"].is_string() || last["next_attempt_at"].is_number(),
+        "{last}"
+    );
 }

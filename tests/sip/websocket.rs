@@ -10,7 +10,8 @@ use crate::common::{Backend, TestServer, seed_tenant};
 use crate::raw::{Seeded, code};
 use crate::registrar::{give_sip_account, registrations};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn exchange(ws: &mut Ws, text: String) -> Message {
     ws.send(tungstenite::Message::text(text)).await.unwrap();
@@ -54,12 +55,19 @@ async fn options_and_register_over_websocket() {
     let t = seed_tenant(s.store(), "acme").await;
     give_sip_account(&s, &t.admin_token, t.agent.0, "webby", "webby-secret-1").await;
 
-    let mut req = s.url("/sip").replace("http://", "ws://").into_client_request().unwrap();
+    let mut req = s
+        .url("/sip")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
     let (mut ws, response) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(
-        response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap()),
         Some("sip")
     );
 
