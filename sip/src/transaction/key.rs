@@ -36,10 +36,7 @@ impl<'a> TopVia<'a> {
             .headers
             .get(StdHeader::Via)
             .ok_or(HeaderError::missing(StdHeader::Via))?;
-        let raw = split_list(header)
-            .next()
-            .ok_or(HeaderError::missing(StdHeader::Via))?;
-        Self::parse(raw)
+        Self::parse(first_value(header).ok_or(HeaderError::missing(StdHeader::Via))?)
     }
 
     /// One Via value.
@@ -97,15 +94,22 @@ impl ClientKey {
     }
 }
 
+/// The first value of a Via header line: up to the first comma, unless a quoted string (in a
+/// generic parameter) could hide one, when the full list splitter decides.
+fn first_value(header: &str) -> Option<&str> {
+    if header.contains('"') {
+        return split_list(header).next();
+    }
+    match header.split(',').next()?.trim_matches([' ', '\t']) {
+        "" => split_list(header).next(),
+        top => Some(top),
+    }
+}
+
 /// The branch of the top Via value in a Via header line. We write `;branch=` ourselves, so it
 /// is looked for first; other spellings (whitespace, case) go through the parameter parser.
 fn response_branch(header: &str) -> Option<&str> {
-    // The top value ends at the first comma, unless a quoted string could hide one.
-    let top = if header.contains('"') {
-        split_list(header).next().unwrap_or("")
-    } else {
-        header.split(',').next().unwrap_or("")
-    };
+    let top = first_value(header).unwrap_or("");
     let bytes = top.as_bytes();
     let mut from = 0;
     while let Some(i) = memchr::memchr(b';', &bytes[from..]) {

@@ -272,3 +272,57 @@ fn duplicated_packets_in_an_accepted_invite() {
     assert_eq!(sim.uac.responses(), [100, 180, 200, 200]);
     assert_eq!(sim.uas.count(|e| matches!(e, Event::Ack { .. })), 4);
 }
+
+#[test]
+fn reliable_invite_has_no_retransmissions_and_zero_timers_d_and_i() {
+    for transport in [
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ] {
+        // Unanswered: one INVITE on the wire (no Timer A), Timer B still ends it.
+        let mut sim = Sim::with(transport, true, false);
+        let tx = sim.send_request(request(Method::Invite, 1));
+        sim.run_until(Duration::from_secs(40));
+        assert_eq!(
+            sim.sent(Who::Uac, "INVITE"),
+            [Duration::ZERO],
+            "{transport}"
+        );
+        assert_eq!(sim.uac.events, [(64 * T1, Event::Timeout { tx })]);
+
+        // Rejected: the 486 goes out once (no Timer G), the client transaction ends as it sends
+        // its ACK (Timer D = 0) and the server transaction as that ACK arrives (Timer I = 0).
+        let mut sim = Sim::with(transport, true, true);
+        sim.uas.tu(answer_with(486));
+        let tx = sim.send_request(request(Method::Invite, 1));
+        sim.run_until(ms(10));
+        assert_eq!(sim.uac.ep().client_state(tx), None, "{transport}");
+        assert_eq!(sim.uac.responses(), [100, 486]);
+        sim.run_until(ms(15));
+        assert_eq!(sim.uas.ep().server_transactions(), 0, "{transport}");
+        sim.run_until(Duration::from_secs(60));
+        assert_eq!(sim.sent(Who::Uas, "SIP/2.0 486"), [ms(5)], "{transport}");
+        assert_eq!(sim.sent(Who::Uac, "ACK"), [ms(10)], "{transport}");
+    }
+}
+
+#[test]
+fn an_unreachable_destination_ends_its_client_transactions() {
+    let mut sim = Sim::with(Transport::Udp, true, false);
+    let invite = sim.send_request(request(Method::Invite, 1));
+    let options = sim.send_request(request(Method::Options, 2));
+    let uas = sim.peer(Who::Uas);
+    sim.act(Who::Uac, |ep, now| ep.handle_unreachable(now, uas));
+    assert_eq!(
+        sim.uac.events,
+        [
+            (Duration::ZERO, Event::TransportError { tx: invite }),
+            (Duration::ZERO, Event::TransportError { tx: options }),
+        ]
+    );
+    assert_eq!(sim.uac.ep().client_transactions(), 0);
+    sim.run_until(Duration::from_secs(60));
+    assert_eq!(sim.wire.len(), 2, "no retransmission after the failure");
+}
