@@ -48,7 +48,13 @@ impl<'a> NameAddr<'a> {
             // addr-spec: parameters after the URI belong to the header (§20.10).
             let (uri, params) = s.split_once(';').unwrap_or((s, ""));
             let uri = trim_lws(uri);
-            if uri.is_empty() || uri.contains([' ', '\t']) {
+            // No URI character is a space, a control or '>': the printer brackets the URI, and
+            // a '>' inside would end it early (found by fuzzing).
+            if uri.is_empty()
+                || uri
+                    .bytes()
+                    .any(|b| b == b'>' || b.is_ascii_whitespace() || b.is_ascii_control())
+            {
                 return Err(HeaderError::syntax("bad URI"));
             }
             let params = Params::new(params);
@@ -261,6 +267,8 @@ mod tests {
             "<>",
             "<sip:a@b> junk",
             "Bad@Name <sip:a@b>",
+            "sip:a@b>;tag=1",
+            "sip:a\u{0}@b",
         ] {
             assert!(NameAddr::parse(bad).is_err(), "{bad}");
         }

@@ -229,3 +229,21 @@ fn stream_framing() {
     let huge = vec![b'a'; 70_000];
     assert_eq!(frame(&huge, &l), Err(ParseError::TooLarge(65_535)));
 }
+
+#[test]
+fn crlf_cr_then_junk_is_a_pong_not_an_endless_wait() {
+    let l = Limits {
+        max_message_bytes: 128,
+        ..Limits::default()
+    };
+    assert_eq!(frame(b"\r\n\r", &l), Ok(Frame::Incomplete));
+    let mut junk = b"\r\n\rX".to_vec();
+    junk.extend_from_slice(&[b'a'; 200]);
+    let pong = Frame::KeepAlive {
+        len: 2,
+        ping: false,
+    };
+    assert_eq!(frame(&junk, &l), Ok(pong));
+    // The rest then runs into the size limit instead of growing the buffer forever.
+    assert_eq!(frame(&junk[2..], &l), Err(ParseError::TooLarge(128)));
+}
