@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole masterz test suite on a fresh machine: installs what the tests need when it is
-# missing (PostgreSQL; later SIPp, baresip, Chromium), starts a throw-away PostgreSQL cluster on a
+# missing (PostgreSQL, SIPp, baresip; later Chromium), starts a throw-away PostgreSQL cluster on a
 # free port, runs formatting, lints and every test against SQLite and PostgreSQL, and stops the
 # cluster again.
 set -euo pipefail
@@ -25,6 +25,8 @@ apt_install() {
 command -v openssl >/dev/null 2>&1 || apt_install openssl    # a throw-away TLS certificate
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip  # free ports; schemathesis
 command -v curl >/dev/null 2>&1 || apt_install curl          # waiting for a server to answer
+command -v sipp >/dev/null 2>&1 || apt_install sip-tester    # SIP interop peer (tests/peers, tests/sipp)
+command -v baresip >/dev/null 2>&1 || apt_install baresip baresip-core  # softphone peer, with TLS
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_bin() {
