@@ -103,7 +103,9 @@ pub struct Endpoint {
     // The maps are only looked up, never iterated into output, so their order cannot leak.
     // Keyed SipHash keeps attacker-chosen branches from colliding.
     clients: HashMap<u64, ClientTransaction, IdHash>,
-    client_keys: HashMap<ClientKey, u64>,
+    /// Only our own random branches are ever inserted here, so an unkeyed hash is safe: a
+    /// response with a chosen branch costs one probe, it cannot fill the table with collisions.
+    client_keys: HashMap<ClientKey, u64, IdHash>,
     servers: HashMap<u64, ServerTransaction, IdHash>,
     server_keys: HashMap<ServerKey, u64>,
     /// Every live transaction with a timer, once, under its earliest deadline.
@@ -112,8 +114,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
 }
 
-/// Hashing for transaction ids: we hand them out in sequence, so nobody can choose them to
-/// collide, and a multiply spreads them over the table for the cost of one instruction.
+/// Hashing for keys nobody else chooses: transaction ids, which we hand out in sequence (a
+/// multiply spreads them over the table), and our own branches (FNV-1a over their bytes).
 #[derive(Clone, Copy, Default)]
 struct IdHasher(u64);
 
@@ -186,7 +188,7 @@ impl Endpoint {
             via_prefix,
             next_id: 1,
             clients: HashMap::default(),
-            client_keys: HashMap::new(),
+            client_keys: HashMap::default(),
             servers: HashMap::default(),
             server_keys: HashMap::new(),
             deadlines: BTreeSet::new(),

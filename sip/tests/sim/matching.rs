@@ -279,3 +279,37 @@ fn the_same_inputs_give_the_same_wire() {
     assert!(first.len() > 20);
     assert_eq!(first, run());
 }
+
+#[test]
+fn mutated_input_never_panics() {
+    use masterz_sip::endpoint::{Endpoint, EndpointConfig};
+    #[allow(clippy::disallowed_methods)] // one base instant for a virtual clock
+    let now = std::time::Instant::now();
+    let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(Seeded(9)));
+    let mut rng = Seeded(42);
+    let from = Peer::new(Transport::Udp, "192.0.2.1:5060".parse().unwrap());
+    let seeds = [
+        raw_request("INVITE", "z9hG4bKf1", "1 INVITE", None),
+        raw_request("CANCEL", "2543f", "1 CANCEL", None),
+        raw_request("ACK", "z9hG4bKf1", "1 ACK", Some("t")),
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKf1\r\nCSeq: 1 INVITE\r\n\r\n"
+            .to_owned(),
+    ];
+    let alphabet = b";,=:<>\"\\ \t\r\nSIP/2.0branchrportz9hG4bK0123456789";
+    for round in 0..5_000u64 {
+        let mut bytes = seeds[(round % 4) as usize].clone().into_bytes();
+        for _ in 0..=(rng.next() % 4) {
+            let at = (rng.next() as usize) % bytes.len();
+            match rng.next() % 3 {
+                0 => bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, alphabet[(rng.next() as usize) % alphabet.len()]),
+            }
+        }
+        ep.handle_input(now, from, bytes::Bytes::from(bytes));
+        while ep.poll_transmit().is_some() {}
+        while ep.poll_event().is_some() {}
+    }
+}
