@@ -204,7 +204,8 @@ done
     head -c 200 "$work/invite.msg"
 } >"$corpus/sip_stream/keepalives-and-a-cut"
 
-# Header values, prefixed with the selector byte of sip_headers.rs; digest values on their own.
+# Header values, prefixed with the selector byte of sip_headers.rs (digest values also on their
+# own, for sip_digest).
 n=0
 for f in "${all[@]}"; do
     while IFS= read -r line || [ -n "$line" ]; do
@@ -227,13 +228,33 @@ for f in "${all[@]}"; do
         expires) sel=9 ;;
         min-expires) sel=10 ;;
         content-length | l) sel=11 ;;
-        www-authenticate | proxy-authenticate | authorization | proxy-authorization)
-            n=$((n + 1))
-            printf '%s' "${value# }" >"$corpus/sip_digest/$(basename "$f")-$n"
-            continue
-            ;;
+        authorization) sel=13 ;;
+        proxy-authorization) sel=14 ;;
+        www-authenticate) sel=15 ;;
+        proxy-authenticate) sel=16 ;;
+        content-type | c) sel=17 ;;
+        content-disposition) sel=18 ;;
+        event | o) sel=19 ;;
+        subscription-state) sel=20 ;;
+        p-asserted-identity) sel=21 ;;
+        p-preferred-identity) sel=22 ;;
+        refer-to | r) sel=23 ;;
+        referred-by | b) sel=24 ;;
+        replaces) sel=25 ;;
+        session-expires | x) sel=26 ;;
+        min-se) sel=27 ;;
+        allow) sel=28 ;;
+        allow-events | u) sel=29 ;;
+        require) sel=30 ;;
+        proxy-require) sel=31 ;;
+        supported | k) sel=32 ;;
+        unsupported) sel=33 ;;
         *) continue ;;
         esac
+        if [ "$sel" -ge 13 ] && [ "$sel" -le 16 ]; then # digest values for sip_digest too
+            n=$((n + 1))
+            printf '%s' "${value# }" >"$corpus/sip_digest/$(basename "$f")-$n"
+        fi
         n=$((n + 1))
         { printf "\\$(printf '%03o' "$sel")"; printf '%s' "$value"; } \
             >"$corpus/sip_headers/$(basename "$f")-$n"
@@ -242,6 +263,32 @@ for f in "${all[@]}"; do
         fi
     done <"$f"
 done
+
+# Values of headers the torture messages do not carry, as "selector value".
+while read -r sel value; do
+    n=$((n + 1))
+    { printf "\\$(printf '%03o' "$sel")"; printf '%s' "$value"; } >"$corpus/sip_headers/hand-$n"
+done <<'EOF'
+17 multipart/mixed; boundary="unique-boundary-1"; charset=UTF-8
+18 session;handling=optional
+19 presence;id=7;x=y
+19 refer.template1.template2
+20 active;expires=3599
+20 terminated;reason=noresource;retry-after=30
+21 "Cullen Jennings" <sip:fluffy@cisco.com>, <tel:+14085264000>
+22 <sip:+4930123456@example.com;user=phone>
+23 <sip:dave@denver.example.org?Replaces=12345%40192.168.118.3%3Bto-tag%3D12345%3Bfrom-tag%3D5FFE-3994>
+24 <sip:referrer@referrer.example>;cid="20398823.2UWQFN309shb3@referrer.example"
+25 425928@bobster.example.org;to-tag=7743;from-tag=6472;early-only
+26 1800;refresher=uas
+27 90
+28 INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY
+29 presence, dialog, refer
+30 100rel, timer
+31 sec-agree
+32 replaces, timer, 100rel, outbound, path, gruu
+33 foo
+EOF
 
 # URIs: every Request-URI, and a few by hand.
 for f in "${all[@]}"; do

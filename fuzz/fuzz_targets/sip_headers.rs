@@ -5,8 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use masterz_sip::headers::{
-    CSeq, CallIdHeader, Contact, ContentLength, Expires, From, MaxForwards, MinExpires, NameAddr,
-    RecordRoute, Route, To, TypedHeader, Via,
+    Allow, AllowEvents, Authorization, CSeq, CallIdHeader, Contact, ContentDisposition,
+    ContentLength, ContentType, Event, Expires, From, MaxForwards, MinExpires, MinSe, NameAddr,
+    PAssertedIdentity, PPreferredIdentity, ProxyAuthenticate, ProxyAuthorization, ProxyRequire,
+    RecordRoute, ReferTo, ReferredBy, Replaces, Require, Route, SessionExpires, SubscriptionState,
+    Supported, To, TypedHeader, Unsupported, Via, WwwAuthenticate,
 };
 use masterz_sip::message::split_list;
 
@@ -44,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(rest) else {
         return;
     };
-    match selector % 13 {
+    match selector % 34 {
         0 => check!(Via<'_>, value, |v| (
             v.branch(),
             v.received(),
@@ -70,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         9 => check!(Expires, value),
         10 => check!(MinExpires, value),
         11 => check!(ContentLength, value),
-        _ => {
+        12 => {
             if let Ok(a) = NameAddr::parse(value) {
                 let printed = a.to_string();
                 assert_eq!(
@@ -80,5 +83,38 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
+        13 => check!(Authorization<'_>, value, |a| a.digest_credentials().ok()),
+        14 => check!(ProxyAuthorization<'_>, value, |a| a
+            .digest_credentials()
+            .ok()),
+        15 => check!(WwwAuthenticate<'_>, value, |a| a.digest_challenge().ok()),
+        16 => check!(ProxyAuthenticate<'_>, value, |a| (
+            a.digest_challenge().ok(),
+            a.token68()
+        )),
+        17 => check!(ContentType<'_>, value, |c| (
+            c.is_multipart(),
+            c.param("charset")
+        )),
+        18 => check!(ContentDisposition<'_>, value, |c| c.is_optional()),
+        19 => check!(Event<'_>, value, |e| (
+            e.package(),
+            e.templates().count(),
+            e.id()
+        )),
+        20 => check!(SubscriptionState<'_>, value, |s| s.reason()),
+        21 => check!(PAssertedIdentity<'_>, value),
+        22 => check!(PPreferredIdentity<'_>, value),
+        23 => check!(ReferTo<'_>, value, |r| r.replaces()),
+        24 => check!(ReferredBy<'_>, value, |r| r.cid()),
+        25 => check!(Replaces<'_>, value, |r| r.to_uri_header()),
+        26 => check!(SessionExpires<'_>, value),
+        27 => check!(MinSe<'_>, value),
+        28 => check!(Allow<'_>, value, |a| a.iter().count()),
+        29 => check!(AllowEvents<'_>, value),
+        30 => check!(Require<'_>, value),
+        31 => check!(ProxyRequire<'_>, value),
+        32 => check!(Supported<'_>, value, |s| s.contains("timer")),
+        _ => check!(Unsupported<'_>, value),
     }
 });
