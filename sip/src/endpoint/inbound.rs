@@ -7,14 +7,14 @@ use bytes::Bytes;
 
 use super::reply::{
     Salvaged, reason_phrase, reconnect_destination, replace_top_via, reply_destination,
-    response_to, stamped_via, tag_of,
+    response_to, stamped_via,
 };
 use super::{ClientMachine, ClientTx, Endpoint, Event, ServerMachine, ServerTransaction, ServerTx};
 use crate::headers::HeaderError;
-use crate::message::{Message, Method, ParseError, StatusCode, StdHeader, Text};
+use crate::message::{Message, Method, ParseError, StatusCode, StdHeader, Text, validate_request};
 use crate::transaction::ResponseInfo;
 use crate::transaction::client_invite;
-use crate::transaction::key::{ClientKey, RequestIds, TopVia};
+use crate::transaction::key::{ClientKey, RequestIds, TopVia, tag_of};
 use crate::transaction::server_invite::ServerInvite;
 use crate::transaction::server_non_invite::ServerNonInvite;
 use crate::transport::Peer;
@@ -58,11 +58,18 @@ fn reject_unparsed(ep: &mut Endpoint, from: Peer, bytes: &[u8], error: &ParseErr
     });
 }
 
-/// A request that parsed but fails the checks every element makes (§8.2): answered with 400
-/// naming the header, unless it is an ACK (never answered) or has no usable top Via (no
-/// address to answer).
-fn reject_parsed(ep: &mut Endpoint, from: Peer, mut request: Message, error: &HeaderError) {
-    let reason = reason_phrase(&error.to_string());
+/// A request that parsed but fails the checks every element makes (§8.2, see
+/// [`validate_request`]): answered with `status` (400, or 416 for an unsupported URI scheme)
+/// and `reason` naming the culprit, unless it is an ACK (never answered) or has no usable top
+/// Via (no address to answer).
+fn reject_parsed(
+    ep: &mut Endpoint,
+    from: Peer,
+    mut request: Message,
+    status: StatusCode,
+    reason: &str,
+) {
+    let reason = reason_phrase(reason);
     let is_ack = request.method() == Some(&Method::Ack);
     let destination = match TopVia::of(&request) {
         Ok(top) if !is_ack => Some((reply_destination(&top, &from), stamped_via(&top, &from))),
@@ -73,10 +80,9 @@ fn reject_parsed(ep: &mut Endpoint, from: Peer, mut request: Message, error: &He
             replace_top_via(&mut request, v);
         }
         let tag = ep.tag();
-        let code = StatusCode::new(400).unwrap_or_else(|| unreachable!("constant in range"));
-        let mut response = response_to(&request, code, Some(tag.as_str()));
+        let mut response = response_to(&request, status, Some(tag.as_str()));
         response.start = crate::message::StartLine::Response {
-            code,
+            code: status,
             reason: Text::from(reason.clone()),
         };
         ep.finish_response(&mut response);
@@ -89,13 +95,17 @@ fn reject_parsed(ep: &mut Endpoint, from: Peer, mut request: Message, error: &He
 }
 
 fn on_request(ep: &mut Endpoint, now: Instant, from: Peer, mut request: Message) {
+    if let Err(e) = validate_request(&request) {
+        return reject_parsed(ep, from, request, e.status(), &e.to_string());
+    }
+    let bad = StatusCode::new(400).unwrap_or_else(|| unreachable!("constant in range"));
     let top = match TopVia::of(&request) {
         Ok(top) => top,
-        Err(e) => return reject_parsed(ep, from, request, &e),
+        Err(e) => return reject_parsed(ep, from, request, bad, &e.to_string()),
     };
     let ids = match RequestIds::of_request(&request, &top) {
         Ok(ids) => ids,
-        Err(e) => return reject_parsed(ep, from, request, &e),
+        Err(e) => return reject_parsed(ep, from, request, bad, &e.to_string()),
     };
     let reply_to = reply_destination(&top, &from);
     let reconnect_to = reconnect_destination(&top, &from);
@@ -254,6 +264,18 @@ fn on_response(ep: &mut Endpoint, now: Instant, from: Peer, response: Message) {
             });
         }
     };
+    // What the TU relies on in any response. The full `validate_response` would parse From,
+    // To and every Via of every response (a sixth of a transaction's cost); the TU parses the
+    // ones it uses and handles their errors there.
+    if let Some(missing) = [StdHeader::From, StdHeader::To, StdHeader::CallId]
+        .into_iter()
+        .find(|h| !response.headers.contains(*h))
+    {
+        return ep.events.push_back(Event::Malformed {
+            from,
+            error: HeaderError::missing(missing).to_string(),
+        });
+    }
     let Some(&id) = ep.client_keys.get(&key) else {
         return ep.events.push_back(Event::StrayResponse { response, from });
     };

@@ -5,9 +5,8 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::headers::{NameAddr, Params};
 use crate::message::{HeaderName, Message, StatusCode, StdHeader, Text, split_list};
-use crate::transaction::key::TopVia;
+use crate::transaction::key::{TopVia, tag_of};
 use crate::transport::{Peer, Transport};
 use crate::uri::Host;
 
@@ -45,21 +44,6 @@ pub fn response_to(request: &Message, code: StatusCode, to_tag: Option<&str>) ->
         .headers
         .push(StdHeader::ContentLength, Text::from_static("0"));
     response
-}
-
-/// The `tag` parameter of a From or To value. Without a quoted string in the value (the common
-/// case) the parameters are found directly — after the `>` of a name-addr, or after the first
-/// `;` of an addr-spec, which §20.10 forbids to hold a `;` of its own; otherwise the whole
-/// name-addr is parsed.
-pub(crate) fn tag_of(value: &str) -> Option<&str> {
-    if value.contains('"') {
-        return NameAddr::parse(value).ok()?.tag();
-    }
-    let params = match value.rfind('>') {
-        Some(gt) => value[gt + 1..].trim_start().strip_prefix(';')?,
-        None => value.split_once(';')?.1,
-    };
-    Params::new(params).get("tag").flatten()
 }
 
 /// The top Via of a request from `from`, rewritten per §18.2.1 and RFC 3581: `received` when the
@@ -381,6 +365,9 @@ mod tests {
         assert_eq!(tag_of("sip:b@x"), None);
         assert_eq!(tag_of(r#""a>;tag=no" <sip:b@x>;tag=4"#), Some("4"));
         assert_eq!(tag_of(r#""a" <sip:b@x>"#), None);
+        assert_eq!(tag_of(r#""a \"b\" ;tag=no" <sip:b@x>;tag=5"#), Some("5"));
+        assert_eq!(tag_of(r#"<sip:b@x>;x="q;tag=no";tag=6"#), Some("6"));
+        assert_eq!(tag_of(r#""unterminated <sip:b@x>;tag=7"#), None);
         assert_eq!(
             stamped_via(
                 &TopVia::parse("SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1;rport").unwrap(),

@@ -5,9 +5,10 @@
 
 use std::hash::{Hash, Hasher};
 
-use crate::headers::{CSeq, CallIdHeader, From, HeaderError, Params, To, TypedHeader, Via};
+use crate::headers::{CSeq, HeaderError, NameAddr, Params, TypedHeader, Via};
 use crate::ident::Branch;
-use crate::message::{Message, Method, StdHeader, Text, split_list};
+use crate::message::{Message, Method, StdHeader, Text, is_token_byte, split_list};
+use crate::uri::{Host, split_host_port};
 
 /// The top Via of a request, read once: the typed view, and the parameters the transaction and
 /// transport layers ask about, found in one pass over them.
@@ -39,9 +40,14 @@ impl<'a> TopVia<'a> {
         Self::parse(first_value(header).ok_or(HeaderError::missing(StdHeader::Via))?)
     }
 
-    /// One Via value.
+    /// One Via value. The common spelling (`SIP/2.0/UDP host:port;params`, no optional
+    /// whitespace) is split directly; anything else goes through the [`Via`] parser. Requests
+    /// reach this after `validate_request`, which parsed every Via already.
     pub(crate) fn parse(raw: &'a str) -> Result<Self, HeaderError> {
-        let via = Via::parse(raw).map_err(|e| e.in_header(StdHeader::Via))?;
+        let via = match canonical_via(raw) {
+            Some(via) => via,
+            None => Via::parse(raw).map_err(|e| e.in_header(StdHeader::Via))?,
+        };
         let mut top = Self {
             via,
             raw,
@@ -52,19 +58,74 @@ impl<'a> TopVia<'a> {
             maddr: None,
         };
         each_param(via.params, |name, value| {
-            if name.eq_ignore_ascii_case("branch") {
-                top.branch = top.branch.or(value);
-            } else if name.eq_ignore_ascii_case("rport") {
-                top.rport_flag = (!top.rport && value.is_none()).then_some(name);
-                top.rport = true;
-            } else if name.eq_ignore_ascii_case("received") {
-                top.received = true;
-            } else if name.eq_ignore_ascii_case("maddr") {
-                top.maddr = top.maddr.or(value);
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            match name.as_bytes().first().map(u8::to_ascii_lowercase) {
+                Some(b'b') if is("branch") => top.branch = top.branch.or(value),
+                Some(b'r') if is("rport") => {
+                    top.rport_flag = (!top.rport && value.is_none()).then_some(name);
+                    top.rport = true;
+                }
+                Some(b'r') if is("received") => top.received = true,
+                Some(b'm') if is("maddr") => top.maddr = top.maddr.or(value),
+                _ => {}
             }
         });
         Ok(top)
     }
+}
+
+/// A Via value in its common spelling, split without the general parser; `None` for anything
+/// else (whitespace around separators, a lower-case protocol, an odd host), which the parser
+/// then reads.
+fn canonical_via(raw: &str) -> Option<Via<'_>> {
+    let rest = raw.strip_prefix("SIP/2.0/")?;
+    let (transport, rest) = rest.split_once(' ')?;
+    if transport.is_empty() || !transport.bytes().all(is_token_byte) {
+        return None;
+    }
+    let (sent_by, params) = rest.split_once(';').unwrap_or((rest, ""));
+    if sent_by.is_empty() || sent_by.contains([' ', '\t']) {
+        return None;
+    }
+    let (host_raw, port) = split_host_port(sent_by).ok()?;
+    Some(Via {
+        transport,
+        host: Host::parse(host_raw).ok()?,
+        host_raw,
+        port,
+        params: Params::new(params),
+    })
+}
+
+/// The `tag` parameter of a From or To value, found without parsing the whole name-addr: past a
+/// quoted display name, the parameters follow the `>` of a name-addr, or the first `;` of an
+/// addr-spec (which §20.10 forbids to hold a `;` of its own). A quoted string among the
+/// parameters sends the value through the [`NameAddr`] parser.
+pub(crate) fn tag_of(value: &str) -> Option<&str> {
+    let mut rest = value.trim_start();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        let end = quoted.bytes().position(|b| {
+            let close = b == b'"' && !escaped;
+            escaped = b == b'\\' && !escaped;
+            close
+        })?;
+        rest = &quoted[end + 1..];
+    }
+    if rest.contains('"') {
+        return NameAddr::parse(value).ok()?.tag();
+    }
+    let params = match rest.rfind('>') {
+        Some(gt) => rest[gt + 1..].trim_start().strip_prefix(';')?,
+        None => rest.split_once(';')?.1,
+    };
+    for param in params.split(';') {
+        let (name, v) = param.split_once('=').unwrap_or((param, ""));
+        if name.trim_ascii().eq_ignore_ascii_case("tag") {
+            return Some(v.trim_ascii()).filter(|t| !t.is_empty());
+        }
+    }
+    None
 }
 
 /// The key of a client transaction (§17.1.3): the branch of the top Via and the CSeq method
@@ -212,33 +273,36 @@ pub(crate) struct RequestIds {
 }
 
 impl RequestIds {
-    /// Checks the request's mandatory headers (Via, From, To, Call-ID, CSeq; Max-Forwards is
-    /// tolerated) and builds its keys. `via` is its top Via, read by the caller (who needs it for
-    /// routing too). The error names the culprit: it becomes the reason phrase of a 400.
+    /// The keys of a request that passed [`crate::message::validate_request`] (mandatory
+    /// headers present once and well formed, CSeq method equal to the request's); `via` is its
+    /// top Via, read by the caller, who needs it for routing too. What validation already
+    /// proved is not checked again: tags, Call-ID and the CSeq number are read straight from
+    /// the raw values. A missing header is still an error naming it.
     pub(crate) fn of_request(request: &Message, via: &TopVia<'_>) -> Result<Self, HeaderError> {
         let Some(method) = request.method() else {
             return Err(HeaderError::syntax("not a request"));
         };
-        let text = |name: StdHeader| request.headers.get(name).cloned().unwrap_or_default();
-        let via_header = text(StdHeader::Via);
-        let from_header = text(StdHeader::From);
-        let from_tag = request
-            .require::<From>()?
-            .tag()
-            .map(|t| from_header.slice_ref(t));
-        let to_header = text(StdHeader::To);
-        let to_tag = request
-            .require::<To>()?
-            .tag()
-            .map(|t| to_header.slice_ref(t));
-        let call_id_header = text(StdHeader::CallId);
-        let call_id = call_id_header.slice_ref(request.require::<CallIdHeader>()?.0);
-        let cseq = request.require::<CSeq>()?;
-        if cseq.method != *method {
-            return Err(
-                HeaderError::syntax("method does not match the request").in_header(StdHeader::CSeq)
-            );
-        }
+        let header = |name: StdHeader| {
+            request
+                .headers
+                .get(name)
+                .cloned()
+                .ok_or(HeaderError::missing(name))
+        };
+        let via_header = header(StdHeader::Via)?;
+        let from_header = header(StdHeader::From)?;
+        let from_tag = tag_of(&from_header).map(|t| from_header.slice_ref(t));
+        let to_header = header(StdHeader::To)?;
+        let to_tag = tag_of(&to_header).map(|t| to_header.slice_ref(t));
+        let call_id_header = header(StdHeader::CallId)?;
+        let call_id = call_id_header.slice_ref(call_id_header.trim_ascii());
+        let cseq_header = header(StdHeader::CSeq)?;
+        let cseq = cseq_header
+            .trim_ascii_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .ok_or(HeaderError::syntax("bad sequence number").in_header(StdHeader::CSeq))?;
 
         let matched_method = |m: &Method| match m {
             Method::Ack => Method::Invite,
@@ -263,7 +327,7 @@ impl RequestIds {
                         from_tag: from_tag.clone(),
                         to_tag,
                         call_id: call_id.clone(),
-                        cseq: cseq.seq,
+                        cseq,
                         method,
                         top_via: top_via.clone(),
                     }))
@@ -356,25 +420,34 @@ mod tests {
     }
 
     #[test]
-    fn culprits_are_named() {
-        let err = |text: &str| ids(&request(text)).unwrap_err().to_string();
-        assert_eq!(
-            err(
-                "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
-            ),
-            "Missing Header: To"
-        );
-        assert_eq!(
-            err(
-                "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\r\nTo: <sip:b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n"
-            ),
-            "Bad Header: CSeq (method does not match the request)"
-        );
-        assert_eq!(
-            err(
-                "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\r\nTo: <sip:b>\r\nCall-ID: c\r\nCSeq: 1 IN VITE\r\n\r\n"
-            ),
-            "Bad Header: CSeq (bad method)"
-        );
+    fn a_missing_header_is_named() {
+        let err = ids(&request(
+            "OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n\
+             From: <sip:a>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ))
+        .unwrap_err();
+        assert_eq!(err.to_string(), "Missing Header: To");
+    }
+
+    #[test]
+    fn the_canonical_via_shortcut_agrees_with_the_parser() {
+        for v in [
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx;rport",
+            "SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKy",
+            "SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKz",
+            "SIP/2.0/UDP host",
+        ] {
+            assert_eq!(canonical_via(v), Some(Via::parse(v).unwrap()), "{v}");
+        }
+        for v in [
+            "SIP / 2.0 / UDP host;branch=z9hG4bK1",
+            "sip/2.0/udp host",
+            "SIP/2.0/UDP host : 5060;branch=z9hG4bK1",
+            "SIP/2.0/UDP  host",
+        ] {
+            assert_eq!(canonical_via(v), None, "{v}");
+            assert_eq!(TopVia::parse(v).is_ok(), Via::parse(v).is_ok(), "{v}");
+        }
+        assert!(TopVia::parse("SIP/2.0/UDP a:b").is_err());
     }
 }

@@ -313,3 +313,27 @@ fn mutated_input_never_panics() {
         while ep.poll_event().is_some() {}
     }
 }
+
+#[test]
+fn requests_are_validated_before_any_transaction() {
+    let mut sim = scripted_uac(Some(200));
+    let mailto = raw_request("OPTIONS", "z9hG4bKs1", "1 OPTIONS", None).replacen(
+        "sip:bob@192.0.2.2",
+        "mailto:bob@example.com",
+        1,
+    );
+    sim.send_raw(Who::Uac, mailto.as_bytes());
+    let two_call_ids = raw_request("OPTIONS", "z9hG4bKs2", "1 OPTIONS", None)
+        .replace("Call-ID: raw-1@192.0.2.1\r\n", "Call-ID: a@x\r\ni: b@x\r\n");
+    sim.send_raw(Who::Uac, two_call_ids.as_bytes());
+    sim.run_until(ms(100));
+    let got: Vec<String> = lines(&sim.uac).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(
+        got,
+        [
+            "SIP/2.0 416 Unsupported URI Scheme (mailto)",
+            "SIP/2.0 400 Bad Header: Call-ID (appears more than once)",
+        ]
+    );
+    assert!(sim.uas.requests().is_empty());
+}
