@@ -110,8 +110,10 @@ async fn list_trunks(
 #[serde(deny_unknown_fields)]
 pub(super) struct SipCredentials {
     /// Username, unique across masterz: 1–64 characters of `A-Z a-z 0-9 . _ - +`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._+-]+$")]
     username: String,
     /// Password, 8–128 characters. Write-only: stored encrypted, never returned.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 
