@@ -27,7 +27,12 @@ fn identity(value: &str) -> Result<NameAddr<'_>, HeaderError> {
     if v.starts_with('"') || v.contains('<') {
         return NameAddr::parse(v);
     }
-    if v.is_empty() || v.contains([' ', '\t', '\r', '\n']) {
+    // As in `NameAddr::parse`: a '>' would end the URI early once printed in brackets (found by
+    // fuzz/sip_headers), and no URI character is a space or a control.
+    if v.is_empty()
+        || v.bytes()
+            .any(|b| b == b'>' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(HeaderError::syntax("bad URI"));
     }
     Ok(NameAddr {
@@ -124,6 +129,8 @@ mod tests {
             "<sip:a@b",
             "Bad@Name <sip:a@b>",
             "<>",
+            "sip:a@b>;x",
+            "sip:a\u{c}@b",
         ] {
             assert!(PAssertedIdentity::parse(bad).is_err(), "{bad}");
         }

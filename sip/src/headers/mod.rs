@@ -116,8 +116,16 @@ impl fmt::Display for HeaderError {
 impl std::error::Error for HeaderError {}
 
 /// Skips linear whitespace.
+///
+/// On bytes: `str::trim_matches` with a char array decodes and compares chars one by one, and was
+/// a fifth of the cost of reading Via, CSeq, Call-ID, From and To.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches([' ', '\t', '\r', '\n'])
+    let lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !lws(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !lws(b)).map_or(start, |i| i + 1);
+    // Only ASCII bytes were skipped, so both ends are char boundaries.
+    s.get(start..end).unwrap_or_default()
 }
 
 /// A token (§25.1): non-empty, token characters only.

@@ -247,3 +247,19 @@ fn crlf_cr_then_junk_is_a_pong_not_an_endless_wait() {
     // The rest then runs into the size limit instead of growing the buffer forever.
     assert_eq!(frame(&junk[2..], &l), Err(ParseError::TooLarge(128)));
 }
+
+#[test]
+fn framer_and_parser_agree_on_where_a_bare_lf_header_section_ends() {
+    let l = Limits::default();
+    // The empty line after `l: 3` is a bare LF; CRLF CRLF only comes inside the body.
+    let msg = b"OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\nx\r\n\r\nNEXT";
+    assert_eq!(frame(msg, &l), Ok(Frame::Message(35)));
+    let m = Message::parse_framed(Bytes::copy_from_slice(&msg[..35]), &l).unwrap();
+    assert_eq!(&m.body[..], b"x\r\n");
+    // Undecided until the byte after a CR arrives; leading line breaks are not the empty line.
+    assert_eq!(frame(b"OPTIONS sip:a@b SIP/2.0\nl: 0\n\r", &l), Ok(Frame::Incomplete));
+    assert_eq!(
+        frame(b"\nOPTIONS sip:a@b SIP/2.0\nl: 0\n\n", &l),
+        Ok(Frame::Message(31))
+    );
+}
