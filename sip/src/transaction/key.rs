@@ -158,10 +158,12 @@ impl ClientKey {
 /// The first value of a Via header line: up to the first comma, unless a quoted string (in a
 /// generic parameter) could hide one, when the full list splitter decides.
 fn first_value(header: &str) -> Option<&str> {
-    if header.contains('"') {
-        return split_list(header).next();
-    }
-    match header.split(',').next()?.trim_matches([' ', '\t']) {
+    let end = match memchr::memchr2(b',', b'"', header.as_bytes()) {
+        Some(i) if header.as_bytes()[i] == b'"' => return split_list(header).next(),
+        Some(i) => i,
+        None => header.len(),
+    };
+    match header[..end].trim_ascii() {
         "" => split_list(header).next(),
         top => Some(top),
     }
