@@ -211,15 +211,7 @@ async fn login_limit_answers_429_with_retry_after(backend: Backend) {
     );
     assert!(r.headers().contains_key("retry-after"));
     // Failures and refusals are visible to monitoring (P14).
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("masterz_login_failures_total 6"),
         "{metrics}"

@@ -365,15 +365,7 @@ async fn bad_input_gets_a_clear_error_never_500(backend: Backend) {
         1,
         "the failed create left nothing half-written"
     );
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         !metrics.contains("status=\"500\""),
         "a request ended in 500:\n{metrics}"

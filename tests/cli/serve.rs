@@ -1,7 +1,6 @@
 //! First run, HTTPS, logs and shutdown.
 
 use crate::{Served, client, log_in, masterz, run};
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -99,32 +98,7 @@ fn first_run_creates_the_database_key_and_an_admin_who_can_log_in() {
 fn serves_https_with_a_configured_certificate_and_logs_json() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "openssl is needed to make a test certificate"
-    );
+    let (cert, key) = crate::common::self_signed_certificate(d, "localhost");
     let mut cmd = masterz(d);
     cmd.env("MASTERZ_TLS_CERT", &cert)
         .env("MASTERZ_TLS_KEY", &key)

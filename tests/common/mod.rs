@@ -208,6 +208,13 @@ impl TestServer {
         }
     }
 
+    /// The text of `/metrics` (no `metrics_token` configured).
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert!(r.status().is_success(), "GET /metrics: {}", r.status());
+        r.text().await.unwrap()
+    }
+
     /// The server's database.
     pub fn store(&self) -> &Db {
         &self.server.as_ref().unwrap().state.db
@@ -258,4 +265,31 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// A self-signed EC certificate for `cn` with its key, made by `openssl` in `dir` (valid one day).
+pub fn self_signed_certificate(dir: &std::path::Path, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "openssl is needed to make a test certificate"
+    );
+    (cert, key)
 }

@@ -1,8 +1,6 @@
 //! baresip, an independent SIP stack (libre), registers with digest auth over UDP, TCP and TLS
 //! and shows as online in the API.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{Backend, TestServer, seed_tenant};
@@ -12,39 +10,13 @@ use crate::peers::{
 };
 use crate::registrar::{give_sip_account, registrations, sip_addr};
 
-fn make_certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("sip-cert.pem"), dir.join("sip-key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        made.is_ok_and(|s| s.success()),
-        "openssl makes a test certificate"
-    );
-    (cert, key)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_registers_over_udp_tcp_and_tls() {
     if !peers::require(peers::BARESIP) {
         return;
     }
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = make_certificate(certs.path());
+    let (cert, key) = crate::common::self_signed_certificate(certs.path(), "127.0.0.1");
     let s = TestServer::start_with(Backend::Sqlite, |c| {
         c.sip_tls_listen = Some("127.0.0.1:0".parse().unwrap());
         c.sip_tls_cert = Some(cert.clone());

@@ -138,15 +138,7 @@ async fn a_wrong_password_is_challenged_again_then_rate_limited() {
     assert_eq!(code(&r), 403, "{r}");
     assert_eq!(reason(&r), "Too Many Failed Attempts");
     assert!(r.headers.get("Retry-After").is_some());
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("masterz_sip_register_auth_failures_total 4"),
         "{metrics}"
@@ -283,15 +275,7 @@ async fn options_gets_allow_and_malformed_requests_get_400_with_a_reason() {
         .await
         .expect("still serving");
     assert_eq!(code(&again), 200);
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         !metrics.contains("masterz_sip_malformed_total 0"),
         "{metrics}"

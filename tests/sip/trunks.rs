@@ -85,15 +85,7 @@ async fn registers_to_a_sipp_registrar_answers_its_challenge_and_refreshes() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["registration"]["state"], "registered", "{list:?}");
     assert!(list[0].get("password").is_none());
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("masterz_trunk_registered{trunk="),
         "{metrics}"
