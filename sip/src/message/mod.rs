@@ -338,11 +338,11 @@ impl Message {
     ) -> impl Iterator<Item = Result<H, HeaderError>> + 'a {
         self.headers
             .get_all(H::NAME)
-            .flat_map(|v| -> Box<dyn Iterator<Item = &'a str> + 'a> {
+            .flat_map(|v| {
                 if H::LIST {
-                    Box::new(split_list(v))
+                    Elements::List(split_list(v))
                 } else {
-                    Box::new(std::iter::once(v.as_str()))
+                    Elements::One(Some(v.as_str()))
                 }
             })
             .map(|v| H::parse(v).map_err(|e| e.in_header(H::NAME)))
@@ -366,6 +366,23 @@ impl Message {
             StdHeader::ContentLength,
             Text::from(self.body.len().to_string()),
         );
+    }
+}
+
+/// The elements of one header line: split at commas for list headers, whole otherwise (an
+/// enum rather than a boxed iterator: no allocation per header line).
+enum Elements<'a, I> {
+    List(I),
+    One(Option<&'a str>),
+}
+
+impl<'a, I: Iterator<Item = &'a str>> Iterator for Elements<'a, I> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Self::List(i) => i.next(),
+            Self::One(v) => v.take(),
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::{Message, StatusCode, StdHeader};
+use super::{HeaderName, Message, StatusCode, StdHeader, split_list};
 use crate::headers::{
     CSeq, CallIdHeader, From as FromHeader, HeaderError, MaxForwards, To, TypedHeader, Via,
 };
@@ -88,15 +88,15 @@ pub fn validate_request(m: &Message) -> Result<(), InvalidMessage> {
             expected: "request",
         });
     };
-    common(m)?;
-    let cseq = m.require::<CSeq>()?;
+    let cseq = common(m)?;
     if cseq.method != *method {
         return Err(HeaderError::syntax("method does not match the request")
             .in_header(StdHeader::CSeq)
             .into());
     }
-    if m.headers.contains(StdHeader::MaxForwards) {
-        single::<MaxForwards>(m)?;
+    let mut max_forwards = m.headers.get_all(StdHeader::MaxForwards);
+    if let Some(first) = max_forwards.next() {
+        single::<MaxForwards>((Some(first.as_str()), max_forwards.next().is_some()))?;
     }
     let raw = m.request_uri().map_or("", |u| u.as_str());
     let uri = Uri::parse(raw)
@@ -123,32 +123,59 @@ pub fn validate_response(m: &Message) -> Result<(), InvalidMessage> {
     content_type(m)
 }
 
-/// The headers every request and response carries (§8.1.1, §8.2.6.2).
-fn common(m: &Message) -> Result<(), InvalidMessage> {
+/// The headers every request and response carries (§8.1.1, §8.2.6.2); returns the CSeq.
+///
+/// One pass over the headers finds them all (the validation runs on every message received,
+/// so it should not scan the header list once per header it checks).
+fn common(m: &Message) -> Result<CSeq, InvalidMessage> {
     let mut vias = 0usize;
-    for via in m.typed_all::<Via>() {
-        via?;
-        vias += 1;
+    // Each slot: the first value, and whether another one followed.
+    let (mut to, mut from, mut call_id, mut cseq) =
+        ((None, false), (None, false), (None, false), (None, false));
+    for h in &m.headers {
+        let HeaderName::Std(std) = h.name else {
+            continue;
+        };
+        let slot = match std {
+            StdHeader::Via => {
+                for value in split_list(&h.value) {
+                    Via::parse(value).map_err(|e| e.in_header(StdHeader::Via))?;
+                    vias += 1;
+                }
+                continue;
+            }
+            StdHeader::To => &mut to,
+            StdHeader::From => &mut from,
+            StdHeader::CallId => &mut call_id,
+            StdHeader::CSeq => &mut cseq,
+            _ => continue,
+        };
+        match slot.0 {
+            None => slot.0 = Some(h.value.as_str()),
+            Some(_) => slot.1 = true,
+        }
     }
     if vias == 0 {
         return Err(HeaderError::missing(StdHeader::Via).into());
     }
-    single::<To>(m)?;
-    single::<FromHeader>(m)?;
-    single::<CallIdHeader>(m)?;
-    single::<CSeq>(m)?;
-    Ok(())
+    single::<To>(to)?;
+    single::<FromHeader>(from)?;
+    single::<CallIdHeader>(call_id)?;
+    single::<CSeq>(cseq)
 }
 
-/// A single-valued header: present exactly once (§7.3: only list headers may repeat) and
-/// parsing.
-fn single<'a, H: TypedHeader<'a>>(m: &'a Message) -> Result<H, InvalidMessage> {
-    if m.headers.get_all(H::NAME).nth(1).is_some() {
+/// A single-valued header found by [`common`]: present exactly once (§7.3: only list headers
+/// may repeat) and parsing.
+fn single<'a, H: TypedHeader<'a>>(
+    (value, repeated): (Option<&'a str>, bool),
+) -> Result<H, InvalidMessage> {
+    if repeated {
         return Err(HeaderError::syntax("appears more than once")
             .in_header(H::NAME)
             .into());
     }
-    Ok(m.require::<H>()?)
+    let value = value.ok_or(HeaderError::missing(H::NAME))?;
+    Ok(H::parse(value).map_err(|e| e.in_header(H::NAME))?)
 }
 
 /// §20.15: "The Content-Type header field MUST be present if the body is not empty."
