@@ -169,10 +169,7 @@ impl<'a> Uri<'a> {
                 // headers start at the first '?' after the userinfo.
                 let host_start = rest.find('@').map_or(0, |at| at + 1);
                 let (rest, headers) = match rest[host_start..].find('?') {
-                    Some(q) => (
-                        &rest[..host_start + q],
-                        Some(&rest[host_start + q + 1..]),
-                    ),
+                    Some(q) => (&rest[..host_start + q], Some(&rest[host_start + q + 1..])),
                     None => (rest, None),
                 };
                 uri.headers = headers;

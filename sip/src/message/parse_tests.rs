@@ -257,7 +257,10 @@ fn framer_and_parser_agree_on_where_a_bare_lf_header_section_ends() {
     let m = Message::parse_framed(Bytes::copy_from_slice(&msg[..35]), &l).unwrap();
     assert_eq!(&m.body[..], b"x\r\n");
     // Undecided until the byte after a CR arrives; leading line breaks are not the empty line.
-    assert_eq!(frame(b"OPTIONS sip:a@b SIP/2.0\nl: 0\n\r", &l), Ok(Frame::Incomplete));
+    assert_eq!(
+        frame(b"OPTIONS sip:a@b SIP/2.0\nl: 0\n\r", &l),
+        Ok(Frame::Incomplete)
+    );
     assert_eq!(
         frame(b"\nOPTIONS sip:a@b SIP/2.0\nl: 0\n\n", &l),
         Ok(Frame::Message(31))
