@@ -15,8 +15,16 @@
 //!
 //! `clippy.toml` in this crate forbids `Instant::now`, `SystemTime::now` and thread RNGs.
 //!
-//! What exists today: the identifiers that RFC 3261 asks every element to generate
-//! ([`ident`]). The parser, transactions, dialogs and digest auth follow in the SIP stack work.
+//! # Layers, bottom up
+//!
+//! - [`message`]: parse (zero-copy on [`bytes::Bytes`]) and print messages, frame them on streams
+//!   by Content-Length, and [`message::validate_request`] the headers every element needs;
+//!   [`uri`] and [`headers`] give typed views on demand.
+//! - [`auth`]: digest authentication, MD5 and SHA-256, server (stateless nonces) and client.
+//! - [`transaction`]: the four RFC 3261 §17 machines (with RFC 6026), each an enum of its states.
+//! - [`endpoint`]: the transaction user's interface — the one object a driver feeds and drains.
+//! - [`dialog`]: dialogs (§12–14) on top of the endpoint: route sets, CSeq, target refresh, glare.
+//! - [`ident`]: Call-IDs, tags and branches from the caller's [`ident::RandomSource`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -52,7 +52,7 @@ pub struct ServerTx(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A new request (not an ACK, not a CANCEL, never a retransmission). Answer it with
-    /// [`Endpoint::send_response`] on `tx`: a server transaction waits for its final response.
+    /// [`Endpoint::send_response`](super::Endpoint::send_response) on `tx`: a server transaction waits for its final response.
     Request {
         /// The transaction to answer on.
         tx: ServerTx,
@@ -90,7 +90,7 @@ pub enum Event {
         /// The client transaction, now ended.
         tx: ClientTx,
     },
-    /// The driver reported the destination unreachable ([`Endpoint::handle_unreachable`])
+    /// The driver reported the destination unreachable ([`Endpoint::handle_unreachable`](super::Endpoint::handle_unreachable))
     /// before a final response came; the transaction ended (§17.1.4).
     TransportError {
         /// The client transaction, now ended.

@@ -2,10 +2,10 @@
 //! are matched to them.
 //!
 //! Each machine is an enum of states whose variants carry only that state's timers and
-//! messages ([`client_invite`], [`client_non_invite`], [`server_invite`],
-//! [`server_non_invite`]). The machines neither send nor read clocks: they are told what arrived
-//! and what time it is, and answer with what to do ([`Reaction`], [`TimerFired`]). The
-//! [`crate::endpoint::Endpoint`] owns them, matches messages to them ([`key`]), keeps one
+//! messages (`client_invite`, `client_non_invite`, `server_invite`,
+//! `server_non_invite`). The machines neither send nor read clocks: they are told what arrived
+//! and what time it is, and answer with what to do (`Reaction`, `TimerFired`). The
+//! [`crate::endpoint::Endpoint`] owns them, matches messages to them (`key`), keeps one
 //! deadline per transaction in its timer queue and turns their answers into transmissions and
 //! events.
 
