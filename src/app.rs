@@ -215,10 +215,16 @@ impl Server {
 
     /// Runs until SIGTERM or Ctrl-C, then shuts down gracefully. If the HTTP server stops by
     /// itself (it should not), that is an error rather than a process that serves nothing.
-    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let signal = ShutdownSignal::install()?;
+        self.run_until(signal).await
+    }
+
+    /// Like [`Server::run_until_signal`], with signals listened for since before the start.
+    pub async fn run_until(mut self, mut signal: ShutdownSignal) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         tokio::select! {
-            () = wait_for_signal() => {}
+            () = signal.recv() => {}
             ended = &mut self.task => {
                 self.state.db.close().await;
                 return match ended {
@@ -233,26 +239,42 @@ impl Server {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment this is created: create it before
+/// starting the server, so that a signal arriving while the server starts (after it has printed
+/// its address) shuts it down gracefully instead of killing the process.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Starts listening (needs a running tokio runtime).
+    pub fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the first signal.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

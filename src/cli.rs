@@ -227,6 +227,9 @@ fn init_logging(config: &Config, force_json: bool) {
 
 async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&config, args.log_json);
+    // Before the start: a SIGTERM that arrives while SIP and the demo data are being set up
+    // (after the address was printed) must still end in a graceful shutdown.
+    let signal = app::ShutdownSignal::install()?;
     let server = app::Server::start(config).await?;
     if args.demo {
         match crate::demo::seed(&server.state.db).await? {
@@ -241,7 +244,7 @@ async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    server.run_until_signal().await
+    server.run_until(signal).await
 }
 
 async fn company_by_slug(

@@ -62,9 +62,19 @@ fn fingerprint(t: &TrunkConfig) -> (i64, String) {
     (t.updated_at.0, format!("{:?}", t.settings))
 }
 
+/// A registration task that ends with its handle: when the supervisor is stopped (shutdown),
+/// dropping its map stops every registration with it.
+struct Registration(tokio::task::JoinHandle<()>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keeps one registration task per registering trunk, restarting it when the trunk changes.
 pub(crate) async fn supervise(ctx: Arc<SipContext>, states: Arc<TrunkStates>, poll: Duration) {
-    let mut running: HashMap<i64, ((i64, String), tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut running: HashMap<i64, ((i64, String), Registration)> = HashMap::new();
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -87,10 +97,10 @@ pub(crate) async fn supervise(ctx: Arc<SipContext>, states: Arc<TrunkStates>, po
                 wanted.insert(trunk.id, trunk);
             }
         }
-        running.retain(|id, (print, task)| {
+        running.retain(|id, (print, _task)| {
+            // A dropped task is aborted (see `Registration`).
             let keep = wanted.get(id).is_some_and(|t| fingerprint(t) == *print);
             if !keep {
-                task.abort();
                 states.set(*id, None);
             }
             keep
@@ -102,7 +112,7 @@ pub(crate) async fn supervise(ctx: Arc<SipContext>, states: Arc<TrunkStates>, po
             let print = fingerprint(&trunk);
             states.set(id, Some(TrunkState::Registering));
             let task = tokio::spawn(keep_registered(ctx.clone(), states.clone(), trunk));
-            running.insert(id, (print, task));
+            running.insert(id, (print, Registration(task)));
         }
     }
 }
