@@ -62,7 +62,8 @@ macro_rules! from_env_via_fromstr {
     )*};
 }
 from_env_via_fromstr!(
-    String, PathBuf, SocketAddr, u16, u32, u64, usize, bool, PortRange, LogFormat, ProxyList
+    String, PathBuf, SocketAddr, std::net::IpAddr, u16, u32, u64, usize, bool, PortRange, LogFormat,
+    ProxyList
 );
 
 impl<T: FromEnv> FromEnv for Option<T> {
@@ -173,6 +174,23 @@ settings! {
     sip_trunk_poll_secs: u64 = 5;
     /// Inclusive range of UDP ports for RTP, written `FIRST-LAST`.
     rtp_ports: PortRange = PortRange { first: 20000, last: 29999 };
+    /// Address the RTP sockets bind to. Empty: the IP of `sip_listen`.
+    rtp_listen_ip: Option<std::net::IpAddr> = None;
+    /// Address written into SDP for the RTP sockets (a NAT's public address). Empty: the
+    /// advertised SIP host when it is an IP address, else `rtp_listen_ip`.
+    rtp_public_ip: Option<std::net::IpAddr> = None;
+    /// Seconds without RTP from a leg that is not on hold before both legs are hung up.
+    media_timeout_secs: u64 = 30;
+    /// Longest call, in seconds; then both legs are hung up.
+    call_max_duration_secs: u64 = 4 * 3600;
+    /// Seconds agents ring when the DID has no group (a group has its own timeout).
+    call_ring_timeout_secs: u64 = 30;
+    /// Final response to the caller when nobody answered and the DID has no group.
+    call_no_answer_status: u16 = 480;
+    /// Session interval (RFC 4028) asked for and granted, in seconds.
+    sip_session_expires_secs: u32 = 1800;
+    /// Smallest session interval accepted (RFC 4028 Min-SE), in seconds; smaller → 422.
+    sip_min_se_secs: u32 = 90;
     /// Application key(s) for encrypting credentials at rest: base64 of 32 bytes. Several keys may
     /// be given separated by commas; the first encrypts, all decrypt. Empty: the key file
     /// `app.key` in the data directory, generated on first start.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod media_engine;
 pub mod metrics;
 pub mod pii;
 pub mod secrets;

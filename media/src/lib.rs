@@ -16,4 +16,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dtmf;
 pub mod g711;
+pub mod relay;
+pub mod rewrite;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+pub mod stats;
+pub mod transcode;

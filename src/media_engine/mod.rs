@@ -1,0 +1,1 @@
+//! RTP sockets, port pool and relay tasks (in progress).
