@@ -487,6 +487,15 @@ fn lenient_where_peers_are_sloppy() {
         inspect_offer(&sdp, &Codec::ALL).expect("offer").ptime_ms,
         20
     );
+    // Absurd packetisation times fall back to the default, in the answer too.
+    for ptime in ["0", "151", "4294967295"] {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 8\r\na=ptime:{ptime}\r\n"
+        );
+        let sdp = SessionDescription::parse(&text).expect("parse");
+        let (a, n) = answer(&sdp, &local(), &Codec::ALL, Direction::SendRecv).expect("answer");
+        assert_eq!((n.ptime_ms, a.media[0].ptime), (20, Some(20)), "{ptime}");
+    }
 }
 
 #[test]

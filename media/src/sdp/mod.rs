@@ -40,6 +40,10 @@ pub const MAX_MEDIA: usize = 32;
 /// The RTP packetisation time when an SDP says none (RFC 3551 §4.5 for G.711), in milliseconds.
 pub const DEFAULT_PTIME_MS: u32 = 20;
 
+/// The longest packetisation time taken from a peer, in milliseconds: 150 ms of G.711 (1200
+/// bytes) still fits an Ethernet MTU. A longer (or zero) `a=ptime` counts as absent.
+pub const MAX_PTIME_MS: u32 = 150;
+
 /// The payload type [`offer`] gives to `telephone-event/8000`.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
 
@@ -169,7 +173,8 @@ pub struct Negotiated {
     pub payload_type: u8,
     /// The `telephone-event/8000` payload type, if both sides use RFC 4733 events.
     pub telephone_event: Option<u8>,
-    /// The packetisation time the peer asked for, [`DEFAULT_PTIME_MS`] when it said none.
+    /// The packetisation time the peer asked for, [`DEFAULT_PTIME_MS`] when it said none or
+    /// one outside 1..=[`MAX_PTIME_MS`].
     pub ptime_ms: u32,
     /// Where the peer receives RTP; `None` when it gave `c=0.0.0.0` (hold) or no address.
     pub remote_rtp: Option<SocketAddr>,

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use super::{
-    DEFAULT_PTIME_MS, LocalMedia, MediaDescription, Negotiated, Origin, RtpMap, SdpError,
-    SessionDescription, TELEPHONE_EVENT_PT,
+    DEFAULT_PTIME_MS, LocalMedia, MAX_PTIME_MS, MediaDescription, Negotiated, Origin, RtpMap,
+    SdpError, SessionDescription, TELEPHONE_EVENT_PT,
 };
 use crate::codec::{Codec, Direction};
 
@@ -175,7 +175,7 @@ impl Choice<'_> {
             ptime_ms: m
                 .ptime
                 .or(session_ptime)
-                .filter(|&p| p > 0)
+                .filter(|p| (1..=MAX_PTIME_MS).contains(p))
                 .unwrap_or(DEFAULT_PTIME_MS),
             remote_rtp,
             remote_rtcp,
