@@ -452,6 +452,37 @@ fn bound(port: u16, transport: Transport) -> bool {
     })
 }
 
+/// The number of RTP packets SIPp echoed (`-rtp_echo`, first stream) according to `screen`,
+/// a screen written while it ran ([`SippProcess::screen_now`]); the last figure if there are
+/// several.
+pub fn rtp_echoed(screen: &str) -> Option<u64> {
+    screen
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix_any("Total echo RTP pckts 1st stream"))
+        .last()
+}
+
+/// The number of RTP packets SIPp sent from pcap files (`play_pcap_audio`) according to
+/// `screen` ([`SippProcess::screen_now`]).
+pub fn rtp_pcap_sent(screen: &str) -> Option<u64> {
+    screen
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix_any("Total RTP pckts sent"))
+        .last()
+}
+
+trait LeadingCount {
+    /// `"<n> <label> …"` → n.
+    fn strip_suffix_any(&self, label: &str) -> Option<u64>;
+}
+
+impl LeadingCount for str {
+    fn strip_suffix_any(&self, label: &str) -> Option<u64> {
+        let (n, rest) = self.split_once(' ')?;
+        rest.trim_start().starts_with(label).then(|| n.parse().ok())?
+    }
+}
+
 /// A SIPp process running in the background. Killed when dropped.
 pub struct SippProcess {
     child: Option<Child>,
@@ -467,6 +498,49 @@ impl SippProcess {
     /// Where SIPp receives SIP (127.0.0.1 and its `-p` port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The statistics screen as it is now: SIPp writes its screens to the screen file on
+    /// SIGUSR2. Only a screen written while SIPp runs has the RTP lines (`-rtp_echo`,
+    /// `play_pcap_audio`): SIPp 3.6.1 prints them only when time has passed since the last
+    /// screen, which is never the case for the final one. See [`rtp_echoed`].
+    pub fn screen_now(&self) -> String {
+        let (Some(pid), Some(dir)) = (self.pid(), self.dir.as_ref()) else {
+            return String::new();
+        };
+        let file = dir.path().join("screen.log");
+        let before = read_lossy(&file).len();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -USR2 {pid}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // The screen is written from SIPp's main loop: wait for the file to grow.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let text = read_lossy(&file);
+            if text.len() > before || Instant::now() >= deadline {
+                std::thread::sleep(Duration::from_millis(50));
+                let text = read_lossy(&file);
+                return text[before.min(text.len())..].to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The lines the scenario's `<log>` actions wrote so far (the file grows while SIPp runs).
+    pub fn logs_now(&self) -> String {
+        self.dir
+            .as_ref()
+            .map(|d| read_lossy(&d.path().join("logs.log")))
+            .unwrap_or_default()
     }
 
     /// Whether the process is still running.
