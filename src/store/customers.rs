@@ -333,3 +333,49 @@ pub async fn merge(
     )?;
     Ok(moved)
 }
+
+/// The customer with the phone number `e164` (an identity of kind `phone`, no channel account),
+/// created with the number as display name if there is none; returns its id.
+///
+/// Safe against a concurrent caller creating the same number: the identity insert does nothing
+/// on the unique key `customer_identities_key`, and then the winner's customer is read back and
+/// the customer made here is removed. Run it in a transaction, so that customer and identity
+/// appear together.
+pub async fn find_or_create_by_phone(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    e164: &str,
+) -> Result<i64> {
+    let kind = crate::domain::IdentityKind::Phone.as_str();
+    if let Some(found) = find_identity(ex, company, kind, None, e164).await? {
+        return Ok(found.customer_id);
+    }
+    let now = now_ms();
+    let customer = q!(ex, scalar i64,
+        "INSERT INTO customers (company_id, display_name, created_at, updated_at) \
+         VALUES ($1, $2, $3, $3) RETURNING id",
+        company, e164, now)?;
+    // `DO NOTHING` rather than catching the violation: in PostgreSQL a failed statement aborts
+    // the transaction, and the re-read below must still run.
+    let inserted = q!(ex, scalar_opt i64,
+        "INSERT INTO customer_identities (company_id, customer_id, kind, channel_account_id, \
+           external_id, created_at, updated_at) VALUES ($1, $2, $3, NULL, $4, $5, $5) \
+         ON CONFLICT DO NOTHING RETURNING id",
+        company, customer, kind, e164, now)?;
+    if inserted.is_some() {
+        return Ok(customer);
+    }
+    q!(
+        ex,
+        exec,
+        "DELETE FROM customers WHERE company_id = $1 AND id = $2",
+        company,
+        customer
+    )?;
+    find_identity(ex, company, kind, None, e164)
+        .await?
+        .map(|i| i.customer_id)
+        .ok_or_else(|| {
+            StoreError::Conflict(format!("phone identity of company {company} vanished"))
+        })
+}

@@ -15,10 +15,12 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
 
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod customers;
+pub mod routing;
 pub mod sip;
 pub mod timeline;
 pub mod trunks;
