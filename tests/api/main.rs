@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod calls;
 mod data;
 mod sip;
 mod trunks;

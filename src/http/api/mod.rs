@@ -11,6 +11,8 @@ use super::AppState;
 
 mod audit;
 mod auth;
+mod call_groups;
+mod calls;
 mod channels;
 mod company;
 mod conversations;
@@ -33,6 +35,8 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(conversations::routes())
         .merge(channels::routes())
         .merge(telephony::routes())
+        .merge(calls::routes())
+        .merge(call_groups::routes())
         .merge(audit::routes())
 }
 
