@@ -15,6 +15,7 @@ use crate::domain::{normalize_email, valid_slug};
 use crate::secrets::{Key, KeySource, new_token, token_hash};
 use crate::store::{self, audit::Actor};
 
+mod calls;
 mod sip;
 
 /// masterz: SIP B2BUA, RTP media, WebRTC agents and an omnichannel customer timeline.
@@ -114,6 +115,10 @@ enum Admin {
     SetSipCredentials(sip::SetSipCredentials),
     /// Create a SIP trunk (a `sip_trunk` channel account); prints its id alone on stdout.
     CreateTrunk(sip::CreateTrunk),
+    /// Create a call group (agents rung together for DIDs); prints its id alone on stdout.
+    CreateCallGroup(calls::CreateCallGroup),
+    /// List a company's newest calls as a table.
+    ListCalls(calls::ListCalls),
     /// Create an API token for a user; prints the token alone on stdout.
     CreateToken {
         /// Company slug.
@@ -408,6 +413,8 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
         }
         Admin::SetSipCredentials(args) => sip::set_sip_credentials(config, db, args).await?,
         Admin::CreateTrunk(args) => sip::create_trunk(config, db, args).await?,
+        Admin::CreateCallGroup(args) => calls::create_call_group(db, args).await?,
+        Admin::ListCalls(args) => calls::list_calls(db, args).await?,
         Admin::CreateToken {
             company,
             email,
