@@ -90,8 +90,10 @@ pub(super) struct CallQuery {
     /// Only this customer's.
     customer_id: Option<i64>,
     /// Only this status.
+    #[param(inline)]
     status: Option<CallStatus>,
     /// Only this direction.
+    #[param(inline)]
     direction: Option<CallDirection>,
     /// Only calls this agent has (or had last, after a transfer): a user id, or `me`.
     agent: Option<String>,
