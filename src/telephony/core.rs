@@ -14,8 +14,10 @@ use masterz_sip::transport::Peer;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::calls::{CallControl, CallInput};
 use super::transport::Transports;
 use super::{Incoming, SipMetrics};
+use crate::media_engine::MediaNotice;
 
 /// What a client transaction reports to the task that started it.
 #[derive(Debug)]
@@ -51,6 +53,9 @@ pub(crate) struct Core {
     pub(crate) requests: mpsc::UnboundedSender<Incoming>,
     pub(crate) transports: Arc<Transports>,
     pub(crate) metrics: Arc<SipMetrics>,
+    pub(crate) calls: CallControl,
+    pub(crate) call_inputs: mpsc::UnboundedReceiver<CallInput>,
+    pub(crate) media_events: mpsc::UnboundedReceiver<MediaNotice>,
 }
 
 impl Core {
@@ -58,13 +63,28 @@ impl Core {
         let mut waiting: HashMap<ClientTx, mpsc::UnboundedSender<ClientEvent>> = HashMap::new();
         let far = Duration::from_secs(3600);
         loop {
-            let deadline = self
-                .endpoint
-                .poll_timeout()
-                .map_or_else(|| Instant::now() + far, Instant::from_std);
+            let next = match (self.endpoint.poll_timeout(), self.calls.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let deadline = next.map_or_else(|| Instant::now() + far, Instant::from_std);
             tokio::select! {
                 biased;
                 Some(cmd) = self.commands.recv() => self.command(cmd, &mut waiting),
+                Some(input) = self.call_inputs.recv() => {
+                    let now = std::time::Instant::now();
+                    self.calls.on_input(&mut self.endpoint, now, input);
+                    for _ in 0..64 {
+                        match self.call_inputs.try_recv() {
+                            Ok(more) => self.calls.on_input(&mut self.endpoint, now, more),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(notice) = self.media_events.recv() => {
+                    let now = std::time::Instant::now();
+                    self.calls.on_input(&mut self.endpoint, now, CallInput::Media(notice));
+                }
                 Some(inbound) = self.inbound.recv() => {
                     self.metrics.received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.endpoint.handle_input(std::time::Instant::now(), inbound.from, inbound.bytes);
@@ -80,7 +100,9 @@ impl Core {
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    self.endpoint.handle_timeout(std::time::Instant::now());
+                    let now = std::time::Instant::now();
+                    self.endpoint.handle_timeout(now);
+                    self.calls.handle_timeout(&mut self.endpoint, now);
                 }
                 else => break,
             }
@@ -130,22 +152,45 @@ impl Core {
         waiting: &mut HashMap<ClientTx, mpsc::UnboundedSender<ClientEvent>>,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
+        let now = std::time::Instant::now();
         match event {
             Event::Request { tx, request, from } => {
-                let _ = self.requests.send(Incoming { tx, request, from });
+                if CallControl::wants(&request) {
+                    self.calls.on_event(
+                        &mut self.endpoint,
+                        now,
+                        Event::Request { tx, request, from },
+                    );
+                } else {
+                    let _ = self.requests.send(Incoming { tx, request, from });
+                }
             }
             Event::Response { tx, response } => {
-                let is_final = response.status().is_some_and(|s| s.is_final());
                 if let Some(reply) = waiting.get(&tx) {
+                    let is_final = response.status().is_some_and(|s| s.is_final());
                     let _ = reply.send(ClientEvent::Response(response));
-                }
-                if is_final {
-                    waiting.remove(&tx);
+                    if is_final {
+                        waiting.remove(&tx);
+                    }
+                } else {
+                    self.calls
+                        .on_event(&mut self.endpoint, now, Event::Response { tx, response });
                 }
             }
             Event::Timeout { tx } => {
                 if let Some(reply) = waiting.remove(&tx) {
                     let _ = reply.send(ClientEvent::Timeout);
+                } else {
+                    self.calls
+                        .on_event(&mut self.endpoint, now, Event::Timeout { tx });
+                }
+            }
+            Event::TransportError { tx } => {
+                if let Some(reply) = waiting.remove(&tx) {
+                    let _ = reply.send(ClientEvent::Timeout);
+                } else {
+                    self.calls
+                        .on_event(&mut self.endpoint, now, Event::TransportError { tx });
                 }
             }
             Event::Malformed { from, error } => {
@@ -157,9 +202,7 @@ impl Core {
                     "malformed SIP message"
                 );
             }
-            // Cancelled, Ack and stray responses belong to call control (the calls issue);
-            // until then there is no INVITE usage for them to reach.
-            other => tracing::debug!(event = ?std::mem::discriminant(&other), "SIP event ignored"),
+            other => self.calls.on_event(&mut self.endpoint, now, other),
         }
     }
 }

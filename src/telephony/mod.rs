@@ -1,6 +1,6 @@
 //! Telephony: the SIP transports, the core task that drives the sans-IO `masterz-sip` endpoint,
-//! the registrar for softphones and registration to trunks. Call control (the B2BUA) and media
-//! join here in the calls work.
+//! the registrar for softphones, registration to trunks, and call control (the B2BUA, in
+//! `calls/`), which runs inside the core task and drives the media engine.
 //!
 //! ```text
 //!  UDP/TCP/TLS/WS tasks ──Inbound──▶ core (owns Endpoint) ──Incoming──▶ registrar, … (async, DB)
@@ -8,6 +8,7 @@
 //!          └──────── Transports::send ◀─┘   └─────────── Command ◀─────────────┘
 //! ```
 
+mod calls;
 mod core;
 mod registrar;
 mod transport;
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::auth::RateLimiter;
 use crate::http::AppState;
 
+pub use self::calls::{CallMetrics, CallStartError, ClickTarget};
 pub(crate) use self::core::{ClientEvent, Command};
 use self::core::{Core, Inbound};
 pub(crate) use self::transport::Transports;
@@ -95,7 +97,7 @@ pub(crate) struct SipContext {
     pub(crate) unauthenticated_by_ip: RateLimiter,
     nonces: Mutex<NonceIssuer>,
     window: Duration,
-    server_header: String,
+    pub(crate) server_header: String,
     /// Where this server is reached, per transport: `host:port` for Via and Contact.
     pub(crate) local: Vec<(Transport, String)>,
 }
@@ -186,6 +188,11 @@ pub struct Telephony {
     /// Counters.
     pub metrics: Arc<SipMetrics>,
     pub(crate) trunks: Arc<trunks::TrunkStates>,
+    /// Call counters.
+    pub call_metrics: Arc<CallMetrics>,
+    /// The RTP media engine.
+    pub media: Arc<crate::media_engine::MediaEngine>,
+    call_inputs: mpsc::UnboundedSender<calls::CallInput>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -195,6 +202,26 @@ impl Telephony {
         for t in &self.tasks {
             t.abort();
         }
+    }
+
+    /// Click-to-call: rings `agent`'s softphone, then `target`; returns the call's id.
+    pub async fn click_to_call(
+        &self,
+        company: crate::domain::CompanyId,
+        agent: crate::domain::UserId,
+        target: ClickTarget,
+    ) -> Result<i64, CallStartError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.call_inputs
+            .send(calls::CallInput::Click {
+                company,
+                agent,
+                target,
+                reply,
+            })
+            .map_err(|_| CallStartError::Unavailable("call control is not running".into()))?;
+        rx.await
+            .map_err(|_| CallStartError::Unavailable("call control stopped".into()))?
     }
 
     /// Serves a SIP-over-WebSocket connection accepted by the HTTP server.
@@ -261,6 +288,8 @@ impl Telephony {
             self.transports.connections()
         );
         self.trunks.render_metrics(out);
+        self.call_metrics.render(out);
+        self.media.render_metrics(out);
     }
 }
 
@@ -374,7 +403,50 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         local,
     });
 
+    let media_ip = config.rtp_listen_ip.unwrap_or(sip_addr.ip());
+    let public_ip = config
+        .rtp_public_ip
+        .or_else(|| host.parse().ok())
+        .unwrap_or(media_ip);
+    let public_ip = if public_ip.is_unspecified() {
+        advertised_host(None, SocketAddr::new(public_ip, 0))
+            .parse()
+            .unwrap_or(public_ip)
+    } else {
+        public_ip
+    };
+    let media = crate::media_engine::MediaEngine::new(crate::media_engine::MediaConfig {
+        ports: config.rtp_ports,
+        bind_ip: media_ip,
+        public_ip,
+        media_timeout: Duration::from_secs(config.media_timeout_secs.max(1)),
+    });
+    let (call_inputs_tx, call_inputs_rx) = mpsc::unbounded_channel();
+    let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
+    let call_metrics = Arc::new(CallMetrics::default());
+    let call_control = calls::CallControl::new(
+        ctx.clone(),
+        media.clone(),
+        call_inputs_tx.clone(),
+        media_events_tx,
+        calls::CallSettings {
+            ring_timeout: Duration::from_secs(config.call_ring_timeout_secs.max(1)),
+            no_answer_status: config.call_no_answer_status,
+            max_duration: Duration::from_secs(config.call_max_duration_secs.max(1)),
+            session_expires: config.sip_session_expires_secs.max(config.sip_min_se_secs),
+            min_se: config.sip_min_se_secs.max(1),
+            t1,
+            t2: Duration::from_secs(4).max(t1),
+        },
+        call_metrics.clone(),
+    );
+
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(calls::refresh_trunks(
+        state.clone(),
+        call_inputs_tx.clone(),
+        Duration::from_secs(config.sip_trunk_poll_secs.max(1)),
+    )));
     let core = Core {
         endpoint,
         inbound: inbound_rx,
@@ -382,6 +454,9 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         requests: requests_tx,
         transports: transports.clone(),
         metrics: metrics.clone(),
+        calls: call_control,
+        call_inputs: call_inputs_rx,
+        media_events: media_events_rx,
     };
     tasks.push(tokio::spawn(core.run()));
     tasks.push(tokio::spawn(transports.clone().run_udp()));
@@ -411,6 +486,9 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         transports,
         metrics,
         trunks: trunk_states,
+        call_metrics,
+        media,
+        call_inputs: call_inputs_tx,
         tasks,
     })
 }

@@ -1,5 +1,5 @@
-//! The registrar (RFC 3261 §10.3) for softphones, and the answers to requests outside any call:
-//! OPTIONS (§11.2) and, until call control lands, 501 for the rest.
+//! The registrar (RFC 3261 §10.3) for softphones, and the answer to OPTIONS outside any dialog
+//! (§11.2). Everything else goes to call control (`calls/`).
 //!
 //! Every REGISTER must carry digest credentials (RFC 3261 §22, RFC 7616/8760) for the SIP account
 //! named in its To header; an unknown username and a wrong password get the same fresh challenge,
@@ -19,7 +19,7 @@ use crate::domain::sip::SipTransport;
 use crate::store::{self, sip::NewBinding, sip::Upserted};
 
 /// Methods this server answers, for Allow (§20.5).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub(crate) const ALLOW: &str = super::calls::ALLOW;
 
 /// Answers one request outside any dialog.
 pub(crate) async fn handle(ctx: Arc<SipContext>, incoming: Incoming) {

@@ -216,7 +216,7 @@ async fn keep_registered(ctx: Arc<SipContext>, states: Arc<TrunkStates>, trunk: 
 /// Where to send the REGISTER: an IP literal as is; a name with a port by A/AAAA; a name
 /// without a port by DNS SRV (`_sip._udp`, `_sip._tcp`, `_sips._tcp`, RFC 3263 §4.2), then
 /// A/AAAA on the default port.
-async fn resolve(trunk: &TrunkConfig) -> Result<Peer, String> {
+pub(crate) async fn resolve(trunk: &TrunkConfig) -> Result<Peer, String> {
     let s = &trunk.settings;
     let transport = match s.transport {
         TrunkTransport::Udp => Transport::Udp,
