@@ -411,7 +411,10 @@ impl CallControl {
                         row,
                         "dtmf",
                         user,
-                        Some(format!("{digit} ({duration_ms} ms, RFC 4733)")),
+                        Some(format!(
+                            "{digit} ({duration_ms} ms, RFC 4733, from side {})",
+                            if from == Side::A { "A" } else { "B" }
+                        )),
                     );
                 }
             }

@@ -66,6 +66,11 @@ impl CallControl {
             let _ = ep.send_response(now, tx, r);
             return;
         };
+        if refer_to.uri().is_err() {
+            let r = reply_reason(&ctx, request, 400, None, "Bad Request (bad Refer-To URI)");
+            let _ = ep.send_response(now, tx, r);
+            return;
+        }
         let replaces = match refer_to.replaces() {
             Ok(r) => r,
             Err(_) => {
