@@ -479,7 +479,9 @@ trait LeadingCount {
 impl LeadingCount for str {
     fn strip_suffix_any(&self, label: &str) -> Option<u64> {
         let (n, rest) = self.split_once(' ')?;
-        rest.trim_start().starts_with(label).then(|| n.parse().ok())?
+        rest.trim_start()
+            .starts_with(label)
+            .then(|| n.parse().ok())?
     }
 }
 
