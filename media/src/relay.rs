@@ -29,7 +29,9 @@
 //!
 //! One [`Relay::handle_rtp`] step allocates nothing; every queue is a fixed array.
 
+mod inject;
 mod leg;
+mod report;
 #[cfg(test)]
 mod tests;
 
@@ -40,9 +42,8 @@ use leg::{Leg, Ring};
 pub use leg::{LegCounters, PeerReport};
 
 use crate::codec::{Codec, Direction};
-use crate::dtmf::{self, DtmfGenerator, TelephoneEvent};
+use crate::dtmf::{self, TelephoneEvent};
 use crate::rewrite::{Rewriter, Source};
-use crate::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{self, RtpPacketMut};
 use crate::stats::ReceiveStats;
 use crate::transcode;
@@ -234,9 +235,6 @@ pub enum InjectError {
     /// Too many digits waiting.
     QueueFull,
 }
-
-/// Pause between two generated digits.
-const INTER_DIGIT: Duration = Duration::from_millis(50);
 
 /// The relay of one call. See the module documentation for the drive loop.
 #[derive(Debug)]
@@ -484,63 +482,6 @@ impl Relay {
         Ok(to)
     }
 
-    /// A datagram arrived on `side`'s RTCP port from `from`: the peer's reports are read for
-    /// statistics; nothing is forwarded.
-    pub fn handle_rtcp(
-        &mut self,
-        now: Instant,
-        side: Side,
-        from: SocketAddr,
-        buf: &[u8],
-    ) -> Result<(), DropReason> {
-        self.now = now;
-        let now_ntp = self.ntp_at(now);
-        let leg = &mut self.legs[side.index()];
-        let mut packets = rtcp::parse_compound(buf);
-        // Validate the first packet before latching, so garbage cannot take the latch.
-        let first = match packets.next() {
-            Some(Ok(p)) => p,
-            _ => {
-                leg.drop(DropReason::Malformed);
-                return Err(DropReason::Malformed);
-            }
-        };
-        match leg.rtcp_latched {
-            Some(a) if a != from => {
-                leg.drop(DropReason::ForeignSource);
-                return Err(DropReason::ForeignSource);
-            }
-            Some(_) => {}
-            None => leg.rtcp_latched = Some(from),
-        }
-        leg.counters.rtcp_in += 1;
-        let our_ssrc = leg.tx.ssrc();
-        for packet in std::iter::once(first).chain(packets.map_while(Result::ok)) {
-            let blocks = match packet {
-                RtcpPacket::SenderReport { info, blocks, .. } => {
-                    leg.last_sr = Some((rtcp::ntp_middle(info.ntp), now));
-                    blocks
-                }
-                RtcpPacket::ReceiverReport { blocks, .. } => blocks,
-                _ => continue,
-            };
-            for block in blocks.filter(|b| b.ssrc == our_ssrc) {
-                let rtt = (block.lsr != 0).then(|| {
-                    let a = rtcp::ntp_middle(now_ntp);
-                    let units = a.wrapping_sub(block.lsr).wrapping_sub(block.dlsr);
-                    Duration::from_micros(u64::from(units) * 1_000_000 / 65536)
-                });
-                leg.peer_report = Some(PeerReport {
-                    fraction_lost: block.fraction_lost,
-                    cumulative_lost: block.cumulative_lost,
-                    jitter: block.jitter,
-                    rtt,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The deadline of [`Relay::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
@@ -638,133 +579,9 @@ impl Relay {
         None
     }
 
-    fn poll_dtmf(&mut self, side: Side, buf: &mut [u8]) -> Option<Transmit> {
-        let now = self.now;
-        let leg = &mut self.legs[side.index()];
-        loop {
-            let inj = &mut leg.inject;
-            if inj.active.is_none() {
-                if inj.next_start.is_none_or(|t| now < t) {
-                    return None;
-                }
-                let Some((event, ms)) = inj.queue.pop() else {
-                    inj.next_start = None;
-                    return None;
-                };
-                inj.active = DtmfGenerator::for_event(event, ms, now);
-                inj.trains = inj.trains.wrapping_add(1);
-            }
-            let generator = inj.active.as_mut()?;
-            let Some(packet) = generator.poll_packet(now) else {
-                if generator.is_done() {
-                    inj.active = None;
-                    inj.next_start = Some(now + INTER_DIGIT);
-                    continue;
-                }
-                return None;
-            };
-            let source = Source::Injected(inj.trains);
-            let pt = leg.params.and_then(|p| p.telephone_event)?;
-            let to = leg.rtp_destination();
-            let (seq, ts) = leg.tx.map(now, source, packet.index, 0);
-            if !leg.receives() {
-                // On hold: the train runs its course unheard.
-                continue;
-            }
-            let Some(to) = to else { continue };
-            let header = rtp::write_header(buf, packet.marker, pt, seq, ts, leg.tx.ssrc())?;
-            let payload = buf.get_mut(header..header + dtmf::PAYLOAD_LEN)?;
-            payload.copy_from_slice(&packet.event.write());
-            let len = header + dtmf::PAYLOAD_LEN;
-            leg.counters.packets_out += 1;
-            leg.counters.bytes_out += len as u64;
-            leg.counters.payload_out += dtmf::PAYLOAD_LEN as u64;
-            leg.counters.dtmf_injected += 1;
-            return Some(Transmit {
-                side,
-                port: Port::Rtp,
-                to,
-                len,
-            });
-        }
-    }
-
-    /// Our compound report to `side`: SR (or RR if we have sent nothing) with a block about
-    /// what we receive from it, then SDES CNAME.
-    fn write_report(&mut self, side: Side, buf: &mut [u8]) -> Option<Transmit> {
-        let now = self.now;
-        let ntp = self.ntp_at(now);
-        let leg = &mut self.legs[side.index()];
-        let to = leg.rtcp_destination()?;
-        let ssrc = leg.tx.ssrc();
-        let mut blocks = [ReportBlock::default(); 1];
-        let n_blocks = match leg.rx_ssrc {
-            Some(rx_ssrc) if leg.rx_stats.started() => {
-                let s = &mut leg.rx_stats;
-                let (lsr, dlsr) = match leg.last_sr {
-                    Some((lsr, at)) => {
-                        let d = now.saturating_duration_since(at);
-                        (lsr, (d.as_micros() * 65536 / 1_000_000) as u32)
-                    }
-                    None => (0, 0),
-                };
-                blocks[0] = ReportBlock {
-                    ssrc: rx_ssrc,
-                    fraction_lost: s.take_fraction_lost(),
-                    cumulative_lost: s.lost_24bit(),
-                    highest_seq: s.extended_max(),
-                    jitter: s.jitter(),
-                    lsr,
-                    dlsr,
-                };
-                1
-            }
-            _ => 0,
-        };
-        let blocks = &blocks[..n_blocks];
-        let mut len = if leg.counters.packets_out > 0 {
-            let info = SenderInfo {
-                ntp,
-                rtp_ts: leg.tx.timestamp_at(now),
-                packets: leg.counters.packets_out as u32,
-                octets: leg.counters.payload_out as u32,
-            };
-            rtcp::write_sender_report(buf, ssrc, &info, blocks).ok()?
-        } else {
-            rtcp::write_receiver_report(buf, ssrc, blocks).ok()?
-        };
-        len += rtcp::write_sdes_cname(buf.get_mut(len..)?, ssrc, &cname(ssrc)).ok()?;
-        leg.counters.rtcp_out += 1;
-        Some(Transmit {
-            side,
-            port: Port::Rtcp,
-            to,
-            len,
-        })
-    }
-
     /// `now` on the 8 kHz media clock, from the relay's start (wraps, as RTP time does).
     fn clock_units(&self, now: Instant) -> u32 {
         let micros = now.saturating_duration_since(self.epoch).as_micros();
         (micros * u128::from(dtmf::CLOCK_RATE) / 1_000_000) as u32
     }
-
-    fn ntp_at(&self, now: Instant) -> u64 {
-        let d = now.saturating_duration_since(self.epoch);
-        let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-        self.config
-            .ntp_at_start
-            .wrapping_add((d.as_secs() << 32) | frac)
-    }
-}
-
-/// Our CNAME on a stream: `masterz-` and the SSRC in hex (unique enough per RFC 3550 §6.5.1,
-/// and no allocation).
-fn cname(ssrc: u32) -> [u8; 16] {
-    let mut out = *b"masterz-00000000";
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in 0..8 {
-        out[8 + i] = HEX[((ssrc >> (28 - 4 * i)) & 0xF) as usize];
-    }
-    out
 }

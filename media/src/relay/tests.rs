@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::g711;
+use crate::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{HEADER_LEN, RtpPacket};
 use proptest::prelude::*;
 
