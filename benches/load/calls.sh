@@ -430,10 +430,10 @@ mode_rtp() {
         local mzs="{}"
         [ -n "$MZ" ] && mzs=$(python3 "$PY" delta "$WORK/$tag.metrics0" "$WORK/$tag.metrics1" || echo "{}")
         local line
-        line=$(python3 - <<PY
-import json
+        line=$(MZS=$mzs python3 - <<PY
+import json, os
 hz, window, c = $HZ, $WINDOW, $c
-m = json.loads('''$mzs''')
+m = json.loads(os.environ["MZS"])
 ok_echo = $echoed >= 0 and $echo_s > 0
 # The agent's echo counter is read from two SIPp screens inside the window: compare it with what
 # the callers' pcaps (50 packets/s each) send in the time between the two screens.
