@@ -10,8 +10,15 @@
 //!
 //! `clippy.toml` in this crate forbids `Instant::now`, `SystemTime::now` and thread RNGs.
 //!
-//! What exists today: the G.711 codec ([`g711`]). RTP, SDP, DTMF and bridging follow in the calls
-//! work.
+//! The layers, bottom up:
+//!
+//! - [`g711`] (µ-law, A-law) and [`transcode`] (PCMU ↔ PCMA in place, by table);
+//! - [`rtp`] (zero-copy packet view, RTP/RTCP demux), [`rtcp`] (compound parse; SR, RR, SDES
+//!   write), [`stats`] (RFC 3550 A.1/A.8 receive statistics), [`rewrite`] (one continuous
+//!   outgoing stream across source changes), [`dtmf`] (RFC 4733 events and their generator);
+//! - [`sdp`] (audio-only SDP and RFC 3264 offer/answer), [`codec`] (shared by SDP and relay);
+//! - [`relay`]: the per-call media relay (latching, payload-type mapping, hold, DTMF, RTCP,
+//!   media timeout), driven by `src/media_engine/`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
