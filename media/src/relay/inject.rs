@@ -37,7 +37,14 @@ impl Relay {
                 return None;
             };
             let source = Source::Injected(inj.trains);
-            let pt = leg.params.and_then(|p| p.telephone_event)?;
+            let Some(pt) = leg.params.and_then(|p| p.telephone_event) else {
+                // A re-INVITE removed telephone-event: drop the train and what waits, or its
+                // past deadline would be polled for ever.
+                inj.active = None;
+                inj.next_start = None;
+                while inj.queue.pop().is_some() {}
+                return None;
+            };
             let to = leg.rtp_destination();
             let (seq, ts) = leg.tx.map(now, source, packet.index, 0);
             if !leg.receives() {

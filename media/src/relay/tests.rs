@@ -519,3 +519,18 @@ proptest! {
         let _ = drive(&mut r, t0, t0 + Duration::from_secs(6));
     }
 }
+
+#[test]
+fn a_train_stops_when_telephone_event_is_renegotiated_away() {
+    let t0 = origin();
+    let mut r = configured(t0, Codec::Pcmu, Codec::Pcmu);
+    r.send_dtmf(t0, Side::B, '1', 500).unwrap();
+    r.send_dtmf(t0, Side::B, '2', 500).unwrap();
+    assert_eq!(drive(&mut r, t0, t0).len(), 1);
+    r.configure(t0 + ms(10), Side::B, leg(PHONE_B, Codec::Pcmu, None));
+    let mut buf = [0u8; 1500];
+    r.handle_timeout(t0 + ms(60));
+    assert!(r.poll_transmit(&mut buf).is_none());
+    // Only the RTCP and timeout timers remain, in the future.
+    assert!(r.poll_timeout().is_some_and(|t| t > t0 + ms(60)));
+}
