@@ -46,9 +46,12 @@ impl CallControl {
         let events = self.media_events.clone();
         let trunks = self.trunks.clone();
         let inputs = self.inputs.clone();
+        let writer = self.db.clone();
         tokio::spawn(async move {
-            let result =
-                route_click(state, media, events, trunks, key, company, agent, target).await;
+            let result = route_click(
+                state, media, events, trunks, writer, key, company, agent, target,
+            )
+            .await;
             match result {
                 Ok(routed) => {
                     let _ = reply.send(Ok(routed.row));
@@ -182,6 +185,7 @@ async fn route_click(
     media: Arc<MediaEngine>,
     events: tokio::sync::mpsc::UnboundedSender<MediaNotice>,
     trunks: Arc<Vec<route::TrunkEntry>>,
+    writer: super::persist::Writer,
     key: CallKey,
     company: CompanyId,
     agent: UserId,
@@ -227,24 +231,22 @@ async fn route_click(
         Target::Trunk { trunk, .. } => Some(trunk.config.id),
         Target::Agent { .. } => None,
     });
-    let row = store::calls::create(
-        &mut conn.ex(),
-        company,
-        &store::calls::NewCall {
+    drop(conn);
+    let row = writer
+        .create(super::persist::NewRow {
+            company,
             customer_id: customer,
             direction: direction.as_str(),
-            from_uri: &format!("sip:{extension}@masterz"),
-            to_uri: &format!("sip:{dialled}@masterz"),
+            from_uri: format!("sip:{extension}@masterz"),
+            to_uri: format!("sip:{dialled}@masterz"),
             trunk_id,
             group_id: None,
-            sip_call_id: "",
+            sip_call_id: String::new(),
             agent_user_id: Some(agent),
             started_at: super::unix_ms(),
-        },
-    )
-    .await
-    .map_err(|e| unavailable(&e))?;
-    drop(conn);
+        })
+        .await
+        .map_err(|e| unavailable(&e))?;
     let session = media
         .allocate(key, events)
         .await

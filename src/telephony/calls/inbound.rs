@@ -292,10 +292,13 @@ impl CallControl {
         let inputs = self.inputs.clone();
         let ctx = self.ctx.clone();
         let trunks = self.trunks.clone();
+        let writer = self.db.clone();
         tokio::spawn(async move {
             let result = match job {
-                Job::Inbound(req) => route::inbound(state, media, settings, events, key, req).await,
-                Job::Agent(req) => agent_call(ctx, media, events, trunks, key, req).await,
+                Job::Inbound(req) => {
+                    route::inbound(state, media, settings, writer, events, key, req).await
+                }
+                Job::Agent(req) => agent_call(ctx, media, events, trunks, writer, key, req).await,
             };
             let _ = inputs.send(CallInput::Routed { key, result });
         });
@@ -551,6 +554,7 @@ async fn agent_call(
     media: Arc<crate::media_engine::MediaEngine>,
     events: tokio::sync::mpsc::UnboundedSender<crate::media_engine::MediaNotice>,
     trunks: Arc<Vec<route::TrunkEntry>>,
+    writer: super::persist::Writer,
     key: CallKey,
     req: AgentRequest,
 ) -> Result<Routed, Reject> {
@@ -608,24 +612,22 @@ async fn agent_call(
         route::Target::Trunk { trunk, .. } => Some(trunk.config.id),
         route::Target::Agent { .. } => None,
     });
-    let row = store::calls::create(
-        &mut conn.ex(),
-        company,
-        &store::calls::NewCall {
+    drop(conn);
+    let row = writer
+        .create(super::persist::NewRow {
+            company,
             customer_id: customer,
             direction: direction.as_str(),
-            from_uri: &req.from_uri,
-            to_uri: &req.to_uri,
+            from_uri: req.from_uri.clone(),
+            to_uri: req.to_uri.clone(),
             trunk_id,
             group_id: None,
-            sip_call_id: &req.sip_call_id,
+            sip_call_id: req.sip_call_id.clone(),
             agent_user_id: Some(login.user_id),
             started_at: super::unix_ms(),
-        },
-    )
-    .await
-    .map_err(|e| internal(&e))?;
-    drop(conn);
+        })
+        .await
+        .map_err(|e| internal(&e))?;
     let session = media.allocate(key, events).await.map_err(|e| Reject {
         status: 503,
         reason: e.to_string(),

@@ -376,6 +376,12 @@ impl CallControl {
 
     pub(crate) fn schedule(&mut self, at: Instant, key: CallKey, timer: Timer) {
         self.timers.push(std::cmp::Reverse((at, key, timer)));
+        // Timers of ended calls stay in the heap until they would fire (a maximum duration is
+        // hours away): drop them once they outnumber the live calls' by far.
+        if self.timers.len() > 4096 && self.timers.len() > 16 * self.calls.len() {
+            let calls = &self.calls;
+            self.timers.retain(|t| calls.contains_key(&t.0.1));
+        }
     }
 
     /// Finds a leg of a call by id: the A leg, the B leg or a ringing one.

@@ -5,15 +5,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{CallInput, CallKey};
 use crate::domain::{CompanyId, UserId};
 use crate::http::AppState;
 use crate::store::{self, calls};
 
+/// A new call row; its id goes back on `reply` once committed.
+pub(crate) struct NewRow {
+    pub(crate) company: CompanyId,
+    pub(crate) customer_id: Option<i64>,
+    pub(crate) direction: &'static str,
+    pub(crate) from_uri: String,
+    pub(crate) to_uri: String,
+    pub(crate) trunk_id: Option<i64>,
+    pub(crate) group_id: Option<i64>,
+    pub(crate) sip_call_id: String,
+    pub(crate) agent_user_id: Option<UserId>,
+    pub(crate) started_at: i64,
+}
+
 /// One queued write.
 pub(crate) enum Write {
+    Create {
+        row: NewRow,
+        reply: oneshot::Sender<Result<i64, String>>,
+    },
     Event {
         company: CompanyId,
         row: i64,
@@ -48,7 +66,8 @@ pub(crate) enum Write {
     },
 }
 
-/// The handle call control queues writes on.
+/// The handle call control (and its routing jobs) queue writes on.
+#[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<Write>,
 }
@@ -67,6 +86,13 @@ impl Writer {
         if self.tx.send(w).is_err() {
             tracing::error!("the call writer stopped; call progress is not being saved");
         }
+    }
+
+    /// Creates a call row in the next batch and returns its id.
+    pub(crate) async fn create(&self, row: NewRow) -> Result<i64, String> {
+        let (reply, rx) = oneshot::channel();
+        self.write(Write::Create { row, reply });
+        rx.await.map_err(|_| "the call writer stopped".to_owned())?
     }
 
     pub(crate) fn event(
@@ -94,11 +120,13 @@ async fn run(
     inputs: mpsc::UnboundedSender<CallInput>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut ids = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut attempt = 0u32;
-        loop {
-            match write_all(&state, &batch).await {
-                Ok(()) => break,
+        let outcome = loop {
+            ids.clear();
+            match write_all(&state, &batch, &mut ids).await {
+                Ok(()) => break Ok(()),
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "saving call progress failed; retrying");
@@ -106,28 +134,68 @@ async fn run(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, writes = batch.len(), "saving call progress failed; giving up on this batch");
-                    break;
+                    break Err(e.to_string());
                 }
             }
-        }
+        };
+        let mut ids = ids.drain(..);
         for w in batch.drain(..) {
-            if let Write::Answered {
-                notify: Some(key), ..
-            } = w
-            {
-                // The caller's 200 goes out even when the write failed: a call must not hang
-                // because of the database; the failure is logged above.
-                let _ = inputs.send(CallInput::Persisted { key });
+            match w {
+                Write::Answered {
+                    notify: Some(key), ..
+                } => {
+                    // The caller's 200 goes out even when the write failed: a call must not
+                    // hang because of the database; the failure is logged above.
+                    let _ = inputs.send(CallInput::Persisted { key });
+                }
+                Write::Create { reply, .. } => {
+                    let result = match (&outcome, ids.next()) {
+                        (Ok(()), Some(id)) => id,
+                        (Err(e), _) => Err(e.clone()),
+                        (Ok(()), None) => Err("no id for the new call".to_owned()),
+                    };
+                    let _ = reply.send(result);
+                }
+                _ => {}
             }
         }
     }
 }
 
-async fn write_all(state: &AppState, batch: &[Write]) -> store::Result<()> {
+async fn write_all(
+    state: &AppState,
+    batch: &[Write],
+    ids: &mut Vec<Result<i64, String>>,
+) -> store::Result<()> {
     let mut tx = state.db.begin().await?;
     for w in batch {
         let mut ex = tx.ex();
         match w {
+            Write::Create { row, .. } => {
+                let id = calls::create(
+                    &mut ex,
+                    row.company,
+                    &calls::NewCall {
+                        customer_id: row.customer_id,
+                        direction: row.direction,
+                        from_uri: &row.from_uri,
+                        to_uri: &row.to_uri,
+                        trunk_id: row.trunk_id,
+                        group_id: row.group_id,
+                        sip_call_id: &row.sip_call_id,
+                        agent_user_id: row.agent_user_id,
+                        started_at: row.started_at,
+                    },
+                )
+                .await;
+                match id {
+                    Ok(id) => ids.push(Ok(id)),
+                    // Nothing was inserted (a reference went away): that call fails, the batch
+                    // goes on.
+                    Err(store::StoreError::Reference(m)) => ids.push(Err(m)),
+                    Err(e) => return Err(e),
+                }
+            }
             Write::Event {
                 company,
                 row,

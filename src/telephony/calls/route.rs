@@ -184,6 +184,7 @@ pub(crate) async fn inbound(
     state: Arc<AppState>,
     media: Arc<MediaEngine>,
     settings: CallSettings,
+    writer: super::persist::Writer,
     events: mpsc::UnboundedSender<crate::media_engine::MediaNotice>,
     key: CallKey,
     req: InboundRequest,
@@ -201,24 +202,22 @@ pub(crate) async fn inbound(
         ),
         None => None,
     };
-    let row = store::calls::create(
-        &mut conn.ex(),
-        company,
-        &store::calls::NewCall {
+    drop(conn);
+    let row = writer
+        .create(super::persist::NewRow {
+            company,
             customer_id: customer,
             direction: CallDirection::In.as_str(),
-            from_uri: &req.from_uri,
-            to_uri: &req.to_uri,
+            from_uri: req.from_uri.clone(),
+            to_uri: req.to_uri.clone(),
             trunk_id: Some(req.trunk.config.id),
             group_id: group.as_ref().map(|g| g.id),
-            sip_call_id: &req.sip_call_id,
+            sip_call_id: req.sip_call_id.clone(),
             agent_user_id: None,
             started_at: super::unix_ms(),
-        },
-    )
-    .await
-    .map_err(internal)?;
-    drop(conn);
+        })
+        .await
+        .map_err(internal)?;
     let fail = |status: u16, reason: &str| Reject {
         status,
         reason: reason.to_owned(),
