@@ -264,3 +264,96 @@ async fn the_pool_runs_out() {
     ));
     drop(s);
 }
+
+/// Resident memory of the process, in KB.
+fn rss_kb() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Process CPU time (user + system) from /proc/self/stat, in ms.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Clock ticks of 10 ms (USER_HZ = 100 on Linux).
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+}
+
+/// Load: `MASTERZ_LOAD_CALLS` calls (default 1000), one G.711 stream A -> B each at 50
+/// packets/s for 5 s; reports loss and process CPU per 1000 relayed packets (the phones'
+/// own send/receive syscalls included). Run in release:
+/// `cargo test --release --lib media_engine::tests::load -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement; run by hand in release"]
+async fn load() {
+    let calls: usize = std::env::var("MASTERZ_LOAD_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let engine = MediaEngine::new(MediaConfig {
+        ports: crate::config::PortRange {
+            first: 30_000,
+            last: 30_000 + (calls as u16) * 4 + 100,
+        },
+        bind_ip: [127, 0, 0, 1].into(),
+        public_ip: [127, 0, 0, 1].into(),
+        media_timeout: Duration::from_secs(30),
+    });
+    let sender = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let rss0 = rss_kb();
+    let mut sessions = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..calls {
+        let s = engine.allocate(i as u64, tx.clone()).await.unwrap();
+        s.configure(Side::A, params(loopback(9), Codec::Pcmu));
+        s.configure(Side::B, params(sink_addr, Codec::Pcmu));
+        targets.push(loopback(s.local_rtp(Side::A).port()));
+        sessions.push(s);
+    }
+    let rss_per_call = (rss_kb() - rss0) as f64 / calls as f64;
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let receiver = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok(Ok(_)) = timeout(Duration::from_secs(1), sink.recv_from(&mut buf)).await {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let rounds = 250u16; // 5 s at 20 ms
+    let cpu0 = cpu_ms();
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    for r in 0..rounds {
+        for (i, to) in targets.iter().enumerate() {
+            let p = rtp_packet(0, r, i as u32, &[0xFF; 160]);
+            sender.send_to(&p, *to).await.unwrap();
+            sent += 1;
+        }
+        let next = t0 + Duration::from_millis(20 * u64::from(r + 1));
+        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+    }
+    receiver.await.unwrap();
+    let cpu = cpu_ms() - cpu0;
+    let got = received.load(Ordering::Relaxed);
+    let relayed: u64 = sessions.iter().map(|s| s.stats().b.packets_out).sum();
+    println!(
+        "calls {calls}, sent {sent}, relayed {relayed}, received {got}, lost {}, \
+         wall {:?}, CPU {cpu} ms, {:.2} CPU-ms per 1000 packets (phones included), \
+         RSS {rss_per_call:.1} KB per call at set-up",
+        sent - got,
+        t0.elapsed(),
+        cpu as f64 * 1000.0 / sent as f64
+    );
+}
