@@ -16,6 +16,7 @@ use crate::sip::{call, token_with};
 both_backends!(
     call_log_filters_pages_and_detail,
     call_groups_are_checked_audited_and_scoped,
+    click_to_call_answers_as_call_control_decides,
 );
 
 async fn call_log_filters_pages_and_detail(backend: Backend) {
@@ -406,4 +407,131 @@ async fn call_groups_are_checked_audited_and_scoped(backend: Backend) {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["delete", "update", "create", "create"], "{audit}");
+}
+
+async fn click_to_call_answers_as_call_control_decides(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let a = seed_tenant(s.store(), "a").await;
+    let t = &a.agent_token;
+    let click = |body: Value| {
+        let s = &s;
+        async move { call(s, Method::POST, "/api/v1/calls", t, Some(body)).await }
+    };
+    for body in [
+        json!({}),
+        json!({"to": "+15551234567", "extension": "1001"}),
+        json!({"to": " "}),
+        json!({"extension": "no spaces"}),
+        json!({"number": "+15551234567"}),
+    ] {
+        let (status, answer) = click(body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+    }
+    // The agent's own softphone rings first: without one, 409.
+    let (status, answer) = click(json!({"to": "+15551234567"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+
+    // A softphone registered for the agent (a UDP socket of the test); the admin has an
+    // extension but no softphone.
+    let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let source = phone.local_addr().unwrap().to_string();
+    {
+        let ring = &s.server.as_ref().unwrap().state.keyring;
+        let mut c = s.store().conn().await.unwrap();
+        let x = &mut c.ex();
+        for (user, name) in [(a.agent, "1001"), (a.admin, "1002")] {
+            store::sip::set_credentials(x, ring, a.company, user, name, "long-enough")
+                .await
+                .unwrap();
+        }
+        let contact = format!("sip:1001@{source}");
+        let binding = store::sip::NewBinding {
+            company: a.company,
+            user: a.agent,
+            aor: "sip:1001@masterz",
+            contact: &contact,
+            source: &source,
+            transport: masterz::domain::sip::SipTransport::Udp,
+            user_agent: None,
+            call_id: "reg-1",
+            cseq: 1,
+            expires_at: store::now_ms() + 600_000,
+            instance_id: None,
+            reg_id: None,
+            q: None,
+        };
+        store::sip::upsert_binding(x, &binding).await.unwrap();
+    }
+    for (body, status_wanted, field) in [
+        (
+            json!({"to": "not a number"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "to",
+        ),
+        (
+            json!({"to": "+15551234567"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "to",
+        ),
+        (
+            json!({"extension": "9999"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "extension",
+        ),
+        (json!({"extension": "1002"}), StatusCode::CONFLICT, ""),
+    ] {
+        let (status, answer) = click(body.clone()).await;
+        assert_eq!(status, status_wanted, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{body}: {message}");
+    }
+
+    // The admin registers too: calling extension 1002 places an internal call.
+    {
+        let mut c = s.store().conn().await.unwrap();
+        let binding = store::sip::NewBinding {
+            company: a.company,
+            user: a.admin,
+            aor: "sip:1002@masterz",
+            contact: "sip:1002@127.0.0.1:9",
+            source: "127.0.0.1:9",
+            transport: masterz::domain::sip::SipTransport::Udp,
+            user_agent: None,
+            call_id: "reg-2",
+            cseq: 1,
+            expires_at: store::now_ms() + 600_000,
+            instance_id: None,
+            reg_id: None,
+            q: None,
+        };
+        store::sip::upsert_binding(&mut c.ex(), &binding)
+            .await
+            .unwrap();
+    }
+    let (status, placed) = click(json!({"extension": "1002"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(
+        (
+            placed["direction"].clone(),
+            placed["status"].clone(),
+            placed["agent_user_id"].clone()
+        ),
+        (json!("internal"), json!("ringing"), json!(a.agent.0))
+    );
+    let id = placed["id"].as_i64().unwrap();
+    let (status, _) = call(&s, Method::GET, &format!("/api/v1/calls/{id}"), t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Reading calls does not let one place them.
+    let reader = token_with(s.store(), a.company, &["customers:read"]).await;
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/api/v1/calls",
+        &reader,
+        Some(json!({"extension": "1002"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -1,11 +1,13 @@
-//! Calls: the company's call log and one call with its progress. Calls are written by call
-//! control; this API only reads them. They are customer data, so reading needs `customers:read`
-//! (the permission that shows calls in a customer's timeline).
+//! Calls: the company's call log, one call with its progress, and click-to-call. Calls are
+//! written by call control. They are customer data, so reading needs `customers:read` (the
+//! permission that shows calls in a customer's timeline); placing one needs `customers:write`,
+//! as writing to a customer does.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -13,17 +15,19 @@ use utoipa_axum::routes;
 
 use super::{Page, PageParams};
 use crate::domain::UserId;
-use crate::http::AppState;
-use crate::http::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use crate::domain::sip::valid_sip_username;
+use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::http::extract::{Authz, perm};
+use crate::http::{AppState, created};
 use crate::store::{
     self,
     calls::{Call, CallEvent, CallFilter},
 };
+use crate::telephony::{CallStartError, ClickTarget};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
-        .routes(routes!(list_calls))
+        .routes(routes!(list_calls, click_to_call))
         .routes(routes!(get_call))
 }
 
@@ -145,6 +149,84 @@ async fn list_calls(
     let mut conn = state.db.conn().await?;
     let items = store::calls::list(&mut conn.ex(), auth.company(), &filter).await?;
     Ok(Json(Page::by_id(items, limit, |c| c.id)))
+}
+
+/// A click-to-call: exactly one of `to` and `extension`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClickToCall {
+    /// A phone number, called through the company's trunk: E.164, or a form that normalises to
+    /// it (`+1 (555) 123-4567`, `0015551234567`).
+    #[schema(min_length = 1, max_length = 64, example = "+15551234567")]
+    to: Option<String>,
+    /// Another agent, by extension (SIP username).
+    #[schema(min_length = 1, max_length = 64, example = "1001")]
+    extension: Option<String>,
+}
+
+/// Click-to-call: rings the caller's own softphone, and when they answer, calls the number or
+/// the extension. Answers as soon as the call is placed (the call is `ringing`); follow it with
+/// `GET /calls/{id}`.
+#[utoipa::path(post, path = "/calls", tag = "calls", request_body = ClickToCall,
+    responses((status = 201, body = Call, description = "placed: the caller's softphone rings"),
+        (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the caller (or the extension called) has no registered softphone"),
+        (status = 422, body = ErrorBody, description = "not a phone number, no such extension, or no trunk to call out through"),
+        (status = 503, body = ErrorBody, description = "telephony is not running")))]
+async fn click_to_call(
+    State(state): State<Arc<AppState>>,
+    auth: Authz<perm::CustomersWrite>,
+    ApiJson(req): ApiJson<ClickToCall>,
+) -> Result<(StatusCode, Json<Call>), ApiError> {
+    let target = match (req.to, req.extension) {
+        (Some(to), None) => {
+            if to.trim().is_empty() || to.chars().count() > 64 {
+                return Err(ApiError::invalid("to", "must be a phone number"));
+            }
+            ClickTarget::Number(to)
+        }
+        (None, Some(ext)) => {
+            if !valid_sip_username(&ext) {
+                return Err(ApiError::invalid(
+                    "extension",
+                    "no agent with this extension",
+                ));
+            }
+            ClickTarget::Extension(ext)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "to",
+                "give exactly one of to and extension",
+            ));
+        }
+    };
+    let telephony = state
+        .telephony
+        .get()
+        .ok_or_else(|| ApiError::unavailable("telephony is not running"))?;
+    let id = telephony
+        .click_to_call(auth.company(), auth.principal.user_id, target)
+        .await
+        .map_err(|e| match e {
+            CallStartError::AgentNotRegistered => ApiError::conflict(e.to_string()),
+            CallStartError::BadNumber(_) => {
+                ApiError::invalid("to", "not a phone number in international format")
+            }
+            CallStartError::UnknownExtension(_) => {
+                ApiError::invalid("extension", "no agent with this extension")
+            }
+            CallStartError::NoTrunk => ApiError::invalid("to", e),
+            CallStartError::Unavailable(reason) => {
+                tracing::warn!(%reason, "click-to-call could not start");
+                ApiError::unavailable("the call could not be started")
+            }
+        })?;
+    let mut conn = state.db.conn().await?;
+    let call = store::calls::get(&mut conn.ex(), auth.company(), id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("call {id} placed but not stored")))?;
+    Ok(created(call))
 }
 
 /// One call with its events and media figures (`media`: per-leg detail as a JSON object).
