@@ -53,12 +53,13 @@ async fn a_tone_from_the_trunk_reaches_baresip_at_one_kilohertz() {
         .await;
     let report = phone.report();
     let recordings = phone.recordings();
-    phone.stop(Duration::from_secs(3));
     let received = recordings
         .iter()
         .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
         .unwrap_or_else(|| panic!("baresip wrote no received audio: {recordings:?}\n{report}"));
     let (rate, samples) = read_wav(received);
+    let received = received.clone();
+    phone.stop(Duration::from_secs(3)); // removes its directory
     // The tone's middle second: clear of the start (jitter buffer) and the end.
     let loud: Vec<f64> = samples
         .iter()
@@ -115,17 +116,7 @@ fn read_wav(path: &std::path::Path) -> (u32, Vec<i16>) {
 /// The frequency with the most energy (Goertzel), searched from 100 Hz to just under Nyquist
 /// in 10 Hz steps, then refined in 1 Hz steps around the best.
 fn dominant_frequency(x: &[f64], rate: u32) -> f64 {
-    let power = |f: f64| {
-        let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
-        let c = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &v in x {
-            let s = v + c * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        s1 * s1 + s2 * s2 - c * s1 * s2
-    };
+    let power = |f: f64| goertzel(x, rate, f);
     let best = |from: f64, to: f64, step: f64| {
         let mut f = from;
         let (mut best_f, mut best_p) = (from, f64::MIN);
@@ -138,8 +129,37 @@ fn dominant_frequency(x: &[f64], rate: u32) -> f64 {
         }
         best_f
     };
-    let coarse = best(100.0, f64::from(rate) / 2.0 - 100.0, 10.0);
-    best(coarse - 10.0, coarse + 10.0, 1.0)
+    // A tone that fits the window a whole number of times has zero power at the other whole
+    // numbers of cycles (the rectangular window's nulls): the coarse steps must not be finer
+    // than the main lobe, so they search a window of 1/10 s (10 Hz bins) first.
+    let coarse = {
+        let short = &x[..(rate as usize / 10).min(x.len())];
+        let power_short = |f: f64| goertzel(short, rate, f);
+        let mut f = 100.0;
+        let (mut best_f, mut best_p) = (f, f64::MIN);
+        while f <= f64::from(rate) / 2.0 - 100.0 {
+            let p = power_short(f);
+            if p > best_p {
+                (best_f, best_p) = (f, p);
+            }
+            f += 10.0;
+        }
+        best_f
+    };
+    best(coarse - 15.0, coarse + 15.0, 1.0)
+}
+
+/// The power of `x` at `f` Hz (the Goertzel algorithm).
+fn goertzel(x: &[f64], rate: u32, f: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = v + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - c * s1 * s2
 }
 
 #[test]

@@ -8,7 +8,7 @@ use masterz::config::Config;
 use crate::pbx::{Agent, CALLER, DID, Pbx, event_kinds, free_media_port, text, tone_8s};
 use crate::peers::{
     self, free_port,
-    sipp::{Sipp, SippProcess, SippRun, rtp_echoed},
+    sipp::{Sipp, SippProcess, SippRun},
 };
 
 /// A server with one agent registered on a port, and a trunk for [`DID`] from 127.0.0.1.
@@ -113,7 +113,7 @@ async fn hold_and_resume_reach_the_caller_with_the_matching_direction() {
     );
     let calls = pbx
         .wait_calls(Duration::from_secs(10), "one ended call", |c| {
-            c.len() == 1 && c[0]["ended_at"].is_number()
+            c.len() == 1 && c[0]["ended_at"].is_string()
         })
         .await;
     let kinds = event_kinds(&calls[0]);
@@ -139,7 +139,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
         &pbx,
         &first,
         "call_agent_uas_refer",
-        &[("refer_to", "xfer2")],
+        &[("refer_to", &format!("xfer2@{}", pbx.sip))],
     )
     .await;
     let caller = caller(&pbx, trunk_port, &tone_8s(), 7_000, "1800").spawn();
@@ -147,7 +147,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let target = agent_phone(&pbx, &second, "call_agent_uas", &[]).await;
     tokio::time::sleep(Duration::from_millis(4000)).await;
-    let echoed = rtp_echoed(&target.screen_now()).unwrap_or(0);
+    let echoed = target.rtp_echoed_now().unwrap_or(0);
     let caller = caller.wait_async().await;
     let transferor = transferor.wait_async().await;
     let target = target.wait_async().await;
@@ -171,7 +171,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     );
     let calls = pbx
         .wait_calls(Duration::from_secs(10), "ended calls", |c| {
-            !c.is_empty() && c.iter().all(|c| c["ended_at"].is_number())
+            !c.is_empty() && c.iter().all(|c| c["ended_at"].is_string())
         })
         .await;
     let trunk_call = calls
@@ -200,7 +200,7 @@ async fn dtmf_from_the_caller_is_recorded_and_reaches_the_agent() {
     )
     .spawn();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let echoed = rtp_echoed(&phone.screen_now()).unwrap_or(0);
+    let echoed = phone.rtp_echoed_now().unwrap_or(0);
     let caller = caller.wait_async().await;
     let phone = phone.wait_async().await;
     caller.assert_success();
@@ -221,8 +221,12 @@ async fn dtmf_from_the_caller_is_recorded_and_reaches_the_agent() {
         .into_iter()
         .filter(|e| e["kind"] == "dtmf")
         .collect();
-    assert_eq!(dtmf.len(), 1, "one dtmf event: {:#}", calls[0]);
-    assert!(text(&dtmf[0], "detail").contains('1'), "{:#}", dtmf[0]);
+    // The agent's phone echoes RTP, so masterz may see the digit come back from that side too.
+    assert!(!dtmf.is_empty(), "a dtmf event: {:#}", calls[0]);
+    assert!(
+        dtmf.iter().all(|e| text(e, "detail").starts_with('1')),
+        "the digit is 1: {dtmf:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +302,7 @@ async fn a_caller_without_media_is_hung_up_on_both_legs() {
     );
     let calls = pbx
         .wait_calls(Duration::from_secs(10), "one ended call", |c| {
-            c.len() == 1 && c[0]["ended_at"].is_number()
+            c.len() == 1 && c[0]["ended_at"].is_string()
         })
         .await;
     let reason = text(&calls[0], "end_reason").to_lowercase();

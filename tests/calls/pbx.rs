@@ -36,16 +36,17 @@ pub(crate) fn tone_8s() -> String {
     fixture("pcmu_1khz_8s.pcap").display().to_string()
 }
 
-/// A distinct RTP port range for each server of this test binary (100 ports each, in
-/// 30000–49999), offset by the process id so that two runs of the binary rarely overlap.
+/// A distinct RTP port range for each server of this test binary (400 ports each, in
+/// 20000–31999: below Linux's ephemeral range, 32768–60999, where the peers' free ports come
+/// from), offset by the process id so that two runs of the binary rarely overlap.
 fn rtp_range() -> PortRange {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
-    let slot = (std::process::id() * 7 + n) % 200;
-    let first = 30000 + (slot * 100) as u16;
+    let slot = (std::process::id() * 7 + n) % 30;
+    let first = 20000 + (slot * 400) as u16;
     PortRange {
         first,
-        last: first + 99,
+        last: first + 399,
     }
 }
 

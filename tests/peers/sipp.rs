@@ -453,13 +453,13 @@ fn bound(port: u16, transport: Transport) -> bool {
 }
 
 /// The number of RTP packets SIPp echoed (`-rtp_echo`, first stream) according to `screen`,
-/// a screen written while it ran ([`SippProcess::screen_now`]); the last figure if there are
-/// several.
+/// screens written while it ran ([`SippProcess::screen_now`]): the largest figure (the
+/// counter only grows).
 pub fn rtp_echoed(screen: &str) -> Option<u64> {
     screen
         .lines()
         .filter_map(|l| l.trim().strip_suffix_any("Total echo RTP pckts 1st stream"))
-        .last()
+        .max()
 }
 
 /// The number of RTP packets SIPp sent from pcap files (`play_pcap_audio`) according to
@@ -468,7 +468,7 @@ pub fn rtp_pcap_sent(screen: &str) -> Option<u64> {
     screen
         .lines()
         .filter_map(|l| l.trim().strip_suffix_any("Total RTP pckts sent"))
-        .last()
+        .max()
 }
 
 trait LeadingCount {
@@ -507,34 +507,38 @@ impl SippProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The statistics screen as it is now: SIPp writes its screens to the screen file on
-    /// SIGUSR2. Only a screen written while SIPp runs has the RTP lines (`-rtp_echo`,
-    /// `play_pcap_audio`): SIPp 3.6.1 prints them only when time has passed since the last
-    /// screen, which is never the case for the final one. See [`rtp_echoed`].
+    /// The screen file as it is now, after asking SIPp for its screens twice: SIPp writes
+    /// them to the screen file on SIGUSR2, through a stdio buffer (4 KiB blocks), so the second
+    /// dump pushes the first one out to the file. Only a screen written while SIPp runs has
+    /// the RTP lines (`-rtp_echo`, `play_pcap_audio`): SIPp 3.6.1 prints them only when time
+    /// has passed since its last periodic screen, never on the final one. See [`rtp_echoed`].
     pub fn screen_now(&self) -> String {
         let (Some(pid), Some(dir)) = (self.pid(), self.dir.as_ref()) else {
             return String::new();
         };
-        let file = dir.path().join("screen.log");
-        let before = read_lossy(&file).len();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -USR2 {pid}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        // The screen is written from SIPp's main loop: wait for the file to grow.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let text = read_lossy(&file);
-            if text.len() > before || Instant::now() >= deadline {
-                std::thread::sleep(Duration::from_millis(50));
-                let text = read_lossy(&file);
-                return text[before.min(text.len())..].to_owned();
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..2 {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -USR2 {pid}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_millis(150));
         }
+        read_lossy(&dir.path().join("screen.log"))
+    }
+
+    /// The RTP packets SIPp has echoed so far (`-rtp_echo`), from [`SippProcess::screen_now`];
+    /// asks again (up to five times, 200 ms apart) when a screen comes without the RTP lines.
+    pub fn rtp_echoed_now(&self) -> Option<u64> {
+        for _ in 0..5 {
+            if let Some(n) = rtp_echoed(&self.screen_now()) {
+                return Some(n);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
     }
 
     /// The lines the scenario's `<log>` actions wrote so far (the file grows while SIPp runs).
