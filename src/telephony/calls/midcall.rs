@@ -439,6 +439,11 @@ fn parse_dtmf_relay(body: &str) -> Option<(char, u32)> {
     digit.map(|d| (d.to_ascii_uppercase(), duration.clamp(40, 5000)))
 }
 
+/// A digit RFC 4733 has an event for: 0-9, *, #, A-D.
+fn is_dtmf_digit(d: char) -> bool {
+    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D')
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_dtmf_relay;
@@ -456,9 +461,4 @@ mod tests {
         assert_eq!(parse_dtmf_relay("Duration=100"), None);
         assert_eq!(parse_dtmf_relay("signal=a\r\nduration=x"), Some(('A', 160)));
     }
-}
-
-/// A digit RFC 4733 has an event for: 0-9, *, #, A-D.
-fn is_dtmf_digit(d: char) -> bool {
-    matches!(d, '0'..='9' | '*' | '#' | 'A'..='D')
 }

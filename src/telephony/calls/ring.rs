@@ -39,7 +39,9 @@ impl CallControl {
                 .and_then(|b| b.remote.as_ref())
                 .map(|n| n.codec),
         };
-        let caller_agent = call.a.user();
+        // The agent on side A is not rung on side B (its own call, a transfer to itself);
+        // ringing side A (click-to-call) rings exactly that agent.
+        let caller_agent = if side == Side::B { call.a.user() } else { None };
         let (caller_id, caller_name) = call
             .routed
             .as_ref()
