@@ -147,7 +147,8 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let target = agent_phone(&pbx, &second, "call_agent_uas", &[]).await;
     tokio::time::sleep(Duration::from_millis(4000)).await;
-    let echoed = target.rtp_echoed_now().unwrap_or(0);
+    let echoed_now = target.rtp_echoed_now();
+    let echoed = echoed_now.unwrap_or(0);
     let caller = caller.wait_async().await;
     let transferor = transferor.wait_async().await;
     let target = target.wait_async().await;
@@ -167,7 +168,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     assert!(at(&target, "answered").is_some(), "{target}");
     assert!(
         echoed >= 50,
-        "the caller's RTP reaches the second agent: {echoed} packets\n{target}"
+        "the caller's RTP reaches the second agent: {echoed_now:?} packets echoed\n{target}"
     );
     let calls = pbx
         .wait_calls(Duration::from_secs(10), "ended calls", |c| {
