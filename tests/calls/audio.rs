@@ -37,7 +37,6 @@ async fn a_tone_from_the_trunk_reaches_baresip_at_one_kilohertz() {
     .await;
     let caller = Sipp::scenario("call_trunk_uac")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .key("caller", CALLER)
         .key("pcap", &tone_3s())

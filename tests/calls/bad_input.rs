@@ -24,7 +24,6 @@ async fn an_invite_from_an_unknown_source_gets_403_and_leaves_no_call() {
     .await;
     let run = Sipp::scenario("call_trunk_uac_refused")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .key("caller", CALLER)
         .key("sdp_pts", "0")
@@ -61,7 +60,6 @@ async fn an_offer_of_g729_only_gets_488() {
     .await;
     let run = Sipp::scenario("call_trunk_uac_refused")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .key("caller", CALLER)
         .key("sdp_pts", "18")
@@ -102,7 +100,6 @@ async fn garbage_and_spoofed_rtp_are_dropped_and_counted_and_the_call_goes_on() 
     .await;
     let caller = Sipp::scenario("call_trunk_uac")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .key("caller", CALLER)
         .key("pcap", &tone_8s())

@@ -45,7 +45,6 @@ async fn fifty_trunk_calls_reach_a_sipp_agent_with_rtp_both_ways() {
     let caller_media = free_media_port();
     let uac = Sipp::scenario("call_trunk_uac")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .media_port(caller_media)
         .key("caller", CALLER)
@@ -184,7 +183,6 @@ async fn a_caller_who_hangs_up_while_two_agents_ring_cancels_both() {
     .await;
     let caller = Sipp::scenario("call_trunk_uac_cancel")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID.trim_start_matches('+')) // a DID matches with or without '+'
         .key("caller", CALLER)
         .calls(1)

@@ -11,8 +11,8 @@ use crate::peers::{
     sipp::{Sipp, SippProcess, SippRun},
 };
 
-/// A server with one agent registered on a port, and a trunk for [`DID`] from 127.0.0.1.
-async fn setup(adjust: impl FnOnce(&mut Config)) -> (Pbx, u16) {
+/// A server with a trunk for [`DID`] taking calls from 127.0.0.1.
+async fn setup(adjust: impl FnOnce(&mut Config)) -> Pbx {
     let pbx = Pbx::start(adjust).await;
     let trunk_port = free_port();
     pbx.trunk(
@@ -22,7 +22,7 @@ async fn setup(adjust: impl FnOnce(&mut Config)) -> (Pbx, u16) {
         None,
     )
     .await;
-    (pbx, trunk_port)
+    pbx
 }
 
 /// Registers `agent` and starts `scenario` for it on the registered port.
@@ -49,10 +49,9 @@ async fn agent_phone(
 }
 
 /// The trunk caller, playing `pcap`, hanging up after `talk_ms` unless masterz does first.
-fn caller(pbx: &Pbx, trunk_port: u16, pcap: &str, talk_ms: u64, session_expires: &str) -> Sipp {
+fn caller(pbx: &Pbx, pcap: &str, talk_ms: u64, session_expires: &str) -> Sipp {
     Sipp::scenario("call_trunk_uac")
         .target(pbx.sip)
-        .local_port(trunk_port)
         .service(DID)
         .key("caller", CALLER)
         .key("pcap", pcap)
@@ -82,12 +81,10 @@ async fn hold_and_resume_reach_the_caller_with_the_matching_direction() {
     if !peers::require(peers::SIPP) {
         return;
     }
-    let (pbx, trunk_port) = setup(|_| {}).await;
+    let pbx = setup(|_| {}).await;
     let agent = pbx.agent("hold1").await;
     let phone = agent_phone(&pbx, &agent, "call_agent_uas_hold", &[]).await;
-    let caller = caller(&pbx, trunk_port, &tone_8s(), 15_000, "1800")
-        .run_async()
-        .await;
+    let caller = caller(&pbx, &tone_8s(), 15_000, "1800").run_async().await;
     let phone = phone.wait_async().await;
     caller.assert_success();
     phone.assert_success();
@@ -132,7 +129,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     if !peers::require(peers::SIPP) {
         return;
     }
-    let (pbx, trunk_port) = setup(|_| {}).await;
+    let pbx = setup(|_| {}).await;
     let first = pbx.agent("xfer1").await;
     let second = pbx.agent("xfer2").await;
     let transferor = agent_phone(
@@ -142,7 +139,7 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
         &[("refer_to", &format!("xfer2@{}", pbx.sip))],
     )
     .await;
-    let caller = caller(&pbx, trunk_port, &tone_8s(), 7_000, "1800").spawn();
+    let caller = caller(&pbx, &tone_8s(), 7_000, "1800").spawn();
     // Only the first agent is registered when the call comes in, so that it rings there.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let target = agent_phone(&pbx, &second, "call_agent_uas", &[]).await;
@@ -188,13 +185,12 @@ async fn dtmf_from_the_caller_is_recorded_and_reaches_the_agent() {
     if !peers::require(peers::SIPP) {
         return;
     }
-    let (pbx, trunk_port) = setup(|_| {}).await;
+    let pbx = setup(|_| {}).await;
     let agent = pbx.agent("dtmf1").await;
     let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
     // The pcap holds one RFC 4733 event, digit 1 (ten packets, payload type 101).
     let caller = caller(
         &pbx,
-        trunk_port,
         "/usr/share/sip-tester/dtmf_2833_1.pcap",
         3_000,
         "1800",
@@ -235,7 +231,7 @@ async fn masterz_refreshes_a_short_session_in_time() {
     if !peers::require(peers::SIPP) {
         return;
     }
-    let (pbx, trunk_port) = setup(|c| {
+    let pbx = setup(|c| {
         c.sip_min_se_secs = 2;
         c.sip_session_expires_secs = 4;
     })
@@ -243,7 +239,7 @@ async fn masterz_refreshes_a_short_session_in_time() {
     let agent = pbx.agent("timer1").await;
     let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
     // The caller asks for 4 s with masterz (the UAS) as the refresher.
-    let caller = caller(&pbx, trunk_port, &tone_8s(), 6_000, "4;refresher=uas")
+    let caller = caller(&pbx, &tone_8s(), 6_000, "4;refresher=uas")
         .run_async()
         .await;
     let phone = phone.wait_async().await;
@@ -272,13 +268,12 @@ async fn a_caller_without_media_is_hung_up_on_both_legs() {
     if !peers::require(peers::SIPP) {
         return;
     }
-    let (pbx, trunk_port) = setup(|c| c.media_timeout_secs = 2).await;
+    let pbx = setup(|c| c.media_timeout_secs = 2).await;
     let agent = pbx.agent("quiet1").await;
     let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
     // One packet (so that masterz may latch), then silence for good.
     let caller = caller(
         &pbx,
-        trunk_port,
         &crate::pbx::fixture("pcmu_1khz_20ms.pcap")
             .display()
             .to_string(),

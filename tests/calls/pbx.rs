@@ -139,6 +139,10 @@ impl Pbx {
 
     /// A trunk whose provider is at `host`, taking calls from `sources` for `dids`, with
     /// digest credentials for outbound calls when given. Returns its id.
+    ///
+    /// Trunk callers in these tests send from a port of their own (127.0.0.1 is the source
+    /// that counts), not from `host`: a port picked before this call's 1.5 s wait could be
+    /// taken by then (an ephemeral port of an HTTP client, say), and SIPp would not start.
     pub(crate) async fn trunk(
         &self,
         host: SocketAddr,
