@@ -83,6 +83,13 @@ impl Writer {
     }
 
     pub(crate) fn write(&self, w: Write) {
+        if let Write::Event { kind, .. } = &w
+            && !calls::EVENT_KINDS.contains(kind)
+        {
+            // A kind the store does not know would fail the whole batch.
+            tracing::error!(kind, "unknown call event kind not saved");
+            return;
+        }
         if self.tx.send(w).is_err() {
             tracing::error!("the call writer stopped; call progress is not being saved");
         }

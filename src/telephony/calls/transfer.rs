@@ -262,6 +262,15 @@ impl CallControl {
         let Some(t) = call.transfer.take() else {
             return;
         };
+        if let (Some(company), Some(row)) = (call.company, call.row) {
+            self.db.event(
+                company,
+                row,
+                "transfer_failed",
+                None,
+                Some(code.to_string()),
+            );
+        }
         if t.transferor_gone {
             return self.hang_up(
                 ep,
