@@ -301,8 +301,9 @@ async fn load() {
         .unwrap_or(1000);
     let engine = MediaEngine::new(MediaConfig {
         ports: crate::config::PortRange {
-            first: 30_000,
-            last: 30_000 + (calls as u16) * 4 + 100,
+            // Generous: other processes may hold some of these ports.
+            first: 20_000,
+            last: 40_000,
         },
         bind_ip: [127, 0, 0, 1].into(),
         public_ip: [127, 0, 0, 1].into(),
@@ -348,6 +349,14 @@ async fn load() {
     let cpu = cpu_ms() - cpu0;
     let got = received.load(Ordering::Relaxed);
     let relayed: u64 = sessions.iter().map(|s| s.stats().b.packets_out).sum();
+    let mut metrics = String::new();
+    engine.render_metrics(&mut metrics);
+    let send_failures = metrics
+        .lines()
+        .find(|l| l.starts_with("masterz_media_send_failures_total "))
+        .unwrap_or_default()
+        .to_owned();
+    println!("{send_failures}");
     println!(
         "calls {calls}, sent {sent}, relayed {relayed}, received {got}, lost {}, \
          wall {:?}, CPU {cpu} ms, {:.2} CPU-ms per 1000 packets (phones included), \
