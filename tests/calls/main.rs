@@ -25,6 +25,7 @@ mod peers;
 mod pbx;
 mod rtp;
 
+mod attended;
 mod audio;
 mod bad_input;
 mod inbound;
