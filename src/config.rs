@@ -62,7 +62,17 @@ macro_rules! from_env_via_fromstr {
     )*};
 }
 from_env_via_fromstr!(
-    String, PathBuf, SocketAddr, std::net::IpAddr, u16, u32, u64, usize, bool, PortRange, LogFormat,
+    String,
+    PathBuf,
+    SocketAddr,
+    std::net::IpAddr,
+    u16,
+    u32,
+    u64,
+    usize,
+    bool,
+    PortRange,
+    LogFormat,
     ProxyList
 );
 

@@ -156,7 +156,10 @@ mod tests {
     fn directions() {
         assert_eq!(Direction::SendOnly.reverse(), Direction::RecvOnly);
         assert_eq!(Direction::Inactive.reverse(), Direction::Inactive);
-        assert_eq!(Direction::SendRecv.intersect(Direction::SendOnly), Direction::SendOnly);
+        assert_eq!(
+            Direction::SendRecv.intersect(Direction::SendOnly),
+            Direction::SendOnly
+        );
         assert_eq!(Direction::parse("inactive"), Some(Direction::Inactive));
         assert!(!Direction::RecvOnly.sends());
     }

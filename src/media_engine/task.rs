@@ -36,7 +36,11 @@ fn socket_index(side: Side, port: Port) -> usize {
 
 fn socket_role(i: usize) -> (Side, Port) {
     let side = if i < 2 { Side::A } else { Side::B };
-    let port = if i.is_multiple_of(2) { Port::Rtp } else { Port::Rtcp };
+    let port = if i.is_multiple_of(2) {
+        Port::Rtp
+    } else {
+        Port::Rtcp
+    };
     (side, port)
 }
 
