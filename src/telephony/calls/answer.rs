@@ -281,30 +281,16 @@ impl CallControl {
         }
     }
 
-    fn schedule_session(&mut self, key: CallKey, l: &Leg) {
-        if let Some(s) = &l.session {
-            let (at, timer) = if s.we_refresh {
-                (s.refresh_at, Timer::Refresh(l.id))
-            } else {
-                (s.expires_at, Timer::Expire(l.id))
-            };
-            self.schedule(at, key, timer);
-        }
-    }
-
     /// The first answer of a new call: cancel the others, connect the media, write the answer,
     /// then (in [`CallControl::on_persisted`]) answer the caller.
     fn call_answered(&mut self, ep: &mut Endpoint, now: Instant, key: CallKey, l: Leg) {
-        self.schedule_session(key, &l);
+        if let Some(s) = &l.session {
+            self.schedule_session(key, l.id, s);
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        for other in call.ringing.drain(..) {
-            if let Some(tx) = other.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&other.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         let user = l.user();
         if let (Some(m), Some(n)) = (call.media.as_ref(), l.remote.as_ref()) {
             m.configure(Side::B, leg_params(n));
@@ -416,12 +402,7 @@ impl CallControl {
         let a_snapshot_id = call.a.id;
         let session = call.a.session.clone();
         if let Some(s) = session {
-            let (at, timer) = if s.we_refresh {
-                (s.refresh_at, Timer::Refresh(a_snapshot_id))
-            } else {
-                (s.expires_at, Timer::Expire(a_snapshot_id))
-            };
-            self.schedule(at, key, timer);
+            self.schedule_session(key, a_snapshot_id, &s);
         }
     }
 
@@ -509,12 +490,7 @@ impl CallControl {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        for l in call.ringing.drain(..) {
-            if let Some(tx) = l.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&l.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let Some(row) = call.row
             && let Some(company) = call.company
         {

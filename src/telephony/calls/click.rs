@@ -160,12 +160,7 @@ impl CallControl {
         if call.ringing_side != Side::A || call.click_target.is_none() {
             return Err(Box::new(leg));
         }
-        for other in call.ringing.drain(..) {
-            if let Some(tx) = other.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&other.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let (Some(m), Some(n)) = (call.media.as_ref(), leg.remote.as_ref()) {
             m.configure(Side::A, super::answer::leg_params(n));
         }

@@ -25,12 +25,7 @@ impl CallControl {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        for l in call.ringing.drain(..) {
-            if let Some(tx) = l.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&l.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let Some(tx) = call.a.server_tx.take() {
             let tag = call.a.local_tag.clone();
             let r = build::reply_reason(
@@ -81,12 +76,7 @@ impl CallControl {
         let tag = call.a.local_tag.clone();
         let r = reply(&self.ctx, &call.a.invite, 487, Some(&tag));
         let _ = ep.send_response(now, tx, r);
-        for l in call.ringing.drain(..) {
-            if let Some(ctx) = l.client_tx {
-                let _ = ep.cancel(now, ctx);
-            }
-            self.by_call_id.remove(&l.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         // CANCEL crossed the answer: the agent was connected already.
         if let Some(b) = call.b.as_mut() {
             send_bye(ep, now, b, &mut self.client_txs, key);
@@ -127,12 +117,7 @@ impl CallControl {
                 send_bye(ep, now, l, &mut self.client_txs, key);
             }
         }
-        for l in call.ringing.drain(..) {
-            if let Some(tx) = l.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&l.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let Some(tx) = call.a.server_tx.take() {
             let tag = call.a.local_tag.clone();
             let r = reply(&self.ctx, &call.a.invite, 487, Some(&tag));
@@ -167,12 +152,7 @@ impl CallControl {
         for l in [Some(&mut call.a), call.b.as_mut()].into_iter().flatten() {
             send_bye(ep, now, l, &mut self.client_txs, key);
         }
-        for l in call.ringing.drain(..) {
-            if let Some(tx) = l.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&l.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let Some(tx) = call.a.server_tx.take() {
             let tag = call.a.local_tag.clone();
             let r = reply(&self.ctx, &call.a.invite, 480, Some(&tag));

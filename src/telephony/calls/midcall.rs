@@ -136,12 +136,7 @@ impl CallControl {
         let session = l.session.clone();
         let _ = ep.send_response(now, tx, response);
         if let Some(s) = session {
-            let timer = if s.we_refresh {
-                (s.refresh_at, Timer::Refresh(leg))
-            } else {
-                (s.expires_at, Timer::Expire(leg))
-            };
-            self.schedule(timer.0, key, timer.1);
+            self.schedule_session(key, leg, &s);
         }
         if let Some(dir) = direction_change {
             let Some(call) = self.calls.get_mut(&key) else {

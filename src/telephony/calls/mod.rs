@@ -384,6 +384,31 @@ impl CallControl {
         }
     }
 
+    /// Schedules a leg's session timer: our refresh, or the peer's deadline.
+    pub(crate) fn schedule_session(&mut self, key: CallKey, leg: LegId, s: &leg::SessionTimer) {
+        let (at, timer) = if s.we_refresh {
+            (s.refresh_at, Timer::Refresh(leg))
+        } else {
+            (s.expires_at, Timer::Expire(leg))
+        };
+        self.schedule(at, key, timer);
+    }
+
+    /// Cancels every ringing leg of `call` (CANCEL on its INVITE) and forgets it.
+    pub(crate) fn cancel_ringing(
+        ep: &mut Endpoint,
+        now: Instant,
+        call: &mut Call,
+        by_call_id: &mut HashMap<String, (CallKey, LegId)>,
+    ) {
+        for l in call.ringing.drain(..) {
+            if let Some(tx) = l.client_tx {
+                let _ = ep.cancel(now, tx);
+            }
+            by_call_id.remove(&l.call_id);
+        }
+    }
+
     /// Finds a leg of a call by id: the A leg, the B leg or a ringing one.
     pub(crate) fn leg_mut(call: &mut Call, id: LegId) -> Option<&mut Leg> {
         if call.a.id == id {

@@ -167,12 +167,7 @@ impl CallControl {
         let Some(t) = call.transfer.take() else {
             return;
         };
-        for other in call.ringing.drain(..) {
-            if let Some(tx) = other.client_tx {
-                let _ = ep.cancel(now, tx);
-            }
-            self.by_call_id.remove(&other.call_id);
-        }
+        Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let (Some(m), Some(n)) = (call.media.as_ref(), new.remote.as_ref()) {
             m.configure(t.side, leg_params(n));
         }
@@ -226,12 +221,7 @@ impl CallControl {
             }
         }
         if let Some(s) = session {
-            let (at, timer) = if s.we_refresh {
-                (s.refresh_at, super::timers::Timer::Refresh(new_id))
-            } else {
-                (s.expires_at, super::timers::Timer::Expire(new_id))
-            };
-            self.schedule(at, key, timer);
+            self.schedule_session(key, new_id, &s);
         }
         // The transferor usually held the other side first; the new party talks to it now.
         let other_held = self
