@@ -318,14 +318,8 @@ fn advertised_host(configured: Option<&str>, listen: SocketAddr) -> String {
 /// housekeeping of bindings.
 pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
     let config = &state.config;
-    let udp = UdpSocket::bind(config.sip_listen)
-        .await
-        .with_context(|| format!("cannot listen for SIP on UDP {}", config.sip_listen))?;
+    let (udp, tcp) = bind_udp_and_tcp(config.sip_listen).await?;
     let sip_addr = udp.local_addr()?;
-    // TCP shares the UDP port (§18: both on 5060), also when the port was chosen by the system.
-    let tcp = TcpListener::bind(sip_addr)
-        .await
-        .with_context(|| format!("cannot listen for SIP on TCP {sip_addr}"))?;
     let tls = match config.sip_tls_listen {
         Some(addr) => {
             let Some((cert, key)) = config.sip_tls_files() else {
@@ -491,6 +485,31 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         call_inputs: call_inputs_tx,
         tasks,
     })
+}
+
+/// Binds UDP and TCP on one port (§18: both on 5060). When the system picks the port (port 0),
+/// the UDP port it picked may be taken for TCP by someone else: then another one is tried.
+async fn bind_udp_and_tcp(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let mut attempt = 0;
+    loop {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for SIP on UDP {listen}"))?;
+        let addr = udp.local_addr()?;
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if listen.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < 20 =>
+            {
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot listen for SIP on TCP {addr}"));
+            }
+        }
+    }
 }
 
 fn server_header() -> String {
