@@ -708,3 +708,21 @@ proptest! {
         prop_assert_eq!(SessionDescription::parse(&text), Ok(sdp), "{}", text);
     }
 }
+
+/// Found by `fuzz/fuzz_targets/sdp.rs`: control characters inside fields printed differently
+/// from how they parsed, so printing changed the description. They are refused now (RFC 8866 §9
+/// allows no NUL, CR or LF in a line, and no other control character has a use); an attribute
+/// name with a space prints as it parsed.
+#[test]
+fn control_characters_are_refused_and_attribute_names_print_as_parsed() {
+    for raw in [
+        &b"v=0\no=\x05 0 0 IN IP4 -\ns=-\nt=0 0\n"[..],
+        &b"v=0\no=- 0 0 IN IP4 -\ns=-\nt=0 0\na=x\x00y:1\n"[..],
+    ] {
+        assert!(SessionDescription::parse_bytes(raw).is_err(), "{raw:?}");
+    }
+    let parsed = SessionDescription::parse("v=0\no=- 0 0 IN IP4 -\ns=-\nt=0 0\na=odd name:v\n")
+        .expect("parses");
+    let again = SessionDescription::parse(&parsed.to_string()).expect("printed SDP parses");
+    assert_eq!(again, parsed);
+}

@@ -444,8 +444,8 @@ fn write_attributes(f: &mut fmt::Formatter<'_>, attributes: &[Attribute]) -> fmt
         // A `:` in the name would move the split point on reparse.
         let name = a.name.replace(':', "-");
         match &a.value {
-            Some(v) => write!(f, "a={}:{}\r\n", Token(&name), Text(v))?,
-            None => write!(f, "a={}\r\n", Token(&name))?,
+            Some(v) => write!(f, "a={}:{}\r\n", Text(&name), Text(v))?,
+            None => write!(f, "a={}\r\n", Text(&name))?,
         }
     }
     Ok(())

@@ -32,6 +32,10 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         if raw.is_empty() {
             continue;
         }
+        // RFC 8866 §9: no NUL, CR or LF in a line; no other control character has a use either.
+        if raw.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(malformed(line, "control character"));
+        }
         let bytes = raw.as_bytes();
         if bytes.len() < 2 || !bytes[0].is_ascii_alphabetic() || bytes[1] != b'=' {
             return Err(malformed(line, "not a <type>=<value> line"));
@@ -160,7 +164,7 @@ fn parse_wrapping_u64(s: &str) -> Option<u64> {
 }
 
 fn parse_origin(line: usize, value: &str) -> Result<Origin, SdpError> {
-    let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+    let fields: Vec<&str> = fields_of(value).collect();
     let [username, id, version, _net_type, _addr_type, address] = fields[..] else {
         return Err(malformed(line, "o= needs six fields"));
     };
@@ -186,7 +190,7 @@ fn parse_address(net_type: &str, addr_type: &str, addr: &str) -> Option<IpAddr> 
 }
 
 fn parse_connection(line: usize, value: &str) -> Result<IpAddr, SdpError> {
-    let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+    let fields: Vec<&str> = fields_of(value).collect();
     let [net_type, addr_type, addr] = fields[..] else {
         return Err(malformed(line, "c= needs three fields"));
     };
@@ -195,7 +199,7 @@ fn parse_connection(line: usize, value: &str) -> Result<IpAddr, SdpError> {
 }
 
 fn parse_media_line(line: usize, value: &str) -> Result<MediaDescription, SdpError> {
-    let mut fields = value.split_ascii_whitespace();
+    let mut fields = fields_of(value);
     let (Some(kind), Some(port), Some(proto)) = (fields.next(), fields.next(), fields.next())
     else {
         return Err(malformed(line, "m= needs media, port and protocol"));
@@ -319,7 +323,7 @@ fn parse_fmtp(value: &str) -> Option<(u8, String)> {
 }
 
 fn parse_rtcp(value: &str) -> Option<(u16, Option<IpAddr>)> {
-    let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+    let fields: Vec<&str> = fields_of(value).collect();
     match fields[..] {
         [port] => Some((port.parse().ok()?, None)),
         [port, net_type, addr_type, addr] => Some((
@@ -351,4 +355,12 @@ mod tests {
         assert!(m.rtpmaps.is_empty() && m.ptime.is_none() && m.fmtps.is_empty());
         assert_eq!(m.attributes.len(), 3);
     }
+}
+
+/// The space-separated fields of a line. Control characters separate fields too, as the printer
+/// writes them (`Token`), so that a parsed description prints to text that parses the same.
+fn fields_of(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|f| !f.is_empty())
 }
