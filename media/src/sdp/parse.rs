@@ -334,6 +334,14 @@ fn parse_rtcp(value: &str) -> Option<(u16, Option<IpAddr>)> {
     }
 }
 
+/// The space-separated fields of a line. Control characters separate fields too, as the printer
+/// writes them (`Token`), so that a parsed description prints to text that parses the same.
+fn fields_of(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|f| !f.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,12 +363,4 @@ mod tests {
         assert!(m.rtpmaps.is_empty() && m.ptime.is_none() && m.fmtps.is_empty());
         assert_eq!(m.attributes.len(), 3);
     }
-}
-
-/// The space-separated fields of a line. Control characters separate fields too, as the printer
-/// writes them (`Token`), so that a parsed description prints to text that parses the same.
-fn fields_of(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|f| !f.is_empty())
 }
