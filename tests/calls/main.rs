@@ -28,6 +28,7 @@ mod rtp;
 mod attended;
 mod audio;
 mod bad_input;
+mod click;
 mod inbound;
 mod midcall;
 mod outbound;
