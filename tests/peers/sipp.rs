@@ -17,6 +17,9 @@
 //! Exit codes (SIPp 3.6.1): 0 every call succeeded, 1 at least one failed, 99 no call was
 //! made, 255 fatal (an `<error>` action, a bad scenario, or `-timeout_error` hit).
 
+mod screen;
+pub use screen::rtp_echoed;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
@@ -450,39 +453,6 @@ fn bound(port: u16, transport: Transport) -> bool {
         let st = cols.nth(1).unwrap_or_default();
         local.ends_with(&suffix) && state.is_none_or(|s| s == st)
     })
-}
-
-/// The number of RTP packets SIPp echoed (`-rtp_echo`, first stream) according to `screen`,
-/// screens written while it ran ([`SippProcess::screen_now`]): the largest figure (the
-/// counter only grows).
-pub fn rtp_echoed(screen: &str) -> Option<u64> {
-    screen
-        .lines()
-        .filter_map(|l| l.trim().strip_suffix_any("Total echo RTP pckts 1st stream"))
-        .max()
-}
-
-/// The number of RTP packets SIPp sent from pcap files (`play_pcap_audio`) according to
-/// `screen` ([`SippProcess::screen_now`]).
-pub fn rtp_pcap_sent(screen: &str) -> Option<u64> {
-    screen
-        .lines()
-        .filter_map(|l| l.trim().strip_suffix_any("Total RTP pckts sent"))
-        .max()
-}
-
-trait LeadingCount {
-    /// `"<n> <label> …"` → n.
-    fn strip_suffix_any(&self, label: &str) -> Option<u64>;
-}
-
-impl LeadingCount for str {
-    fn strip_suffix_any(&self, label: &str) -> Option<u64> {
-        let (n, rest) = self.split_once(' ')?;
-        rest.trim_start()
-            .starts_with(label)
-            .then(|| n.parse().ok())?
-    }
 }
 
 /// A SIPp process running in the background. Killed when dropped.
