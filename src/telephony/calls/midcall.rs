@@ -175,28 +175,13 @@ impl CallControl {
         if !l.confirmed() {
             return;
         }
-        let codec = l.remote.as_ref().map(|n| n.codec);
-        l.local.version += 1;
-        let offer = sdp::offer(&l.local, &codecs_after(codec), true, 20, direction);
-        let Some(d) = l.dialog.as_mut() else {
-            return;
-        };
-        let Ok(mut invite) = d.request(Method::Invite) else {
-            tracing::debug!("re-INVITE not sent: another offer is pending on the leg");
-            return;
-        };
-        if let Some(s) = &l.session {
-            invite.headers.push(
-                StdHeader::SessionExpires,
-                format!("{};refresher=uac", s.interval),
-            );
+        match reinvite(ep, now, l, direction) {
+            Some(tx) => {
+                let id = l.id;
+                self.client_txs.insert(tx, (key, id, Purpose::ReInvite));
+            }
+            None => tracing::debug!("re-INVITE not sent: another offer is pending on the leg"),
         }
-        invite.headers.push(StdHeader::Allow, build::ALLOW);
-        let invite = with_sdp(invite, &offer);
-        let tx = ep.send_request(now, invite, l.peer);
-        l.our_sdp = Some(offer);
-        l.offered_direction = direction;
-        self.client_txs.insert(tx, (key, l.id, Purpose::ReInvite));
     }
 
     /// The response to one of our re-INVITEs: ACK a 2xx, take its answer.
@@ -415,6 +400,32 @@ impl CallControl {
             }
         }
     }
+}
+
+/// Sends a re-INVITE on `l`'s dialog offering our address for it (a new SDP version) with
+/// `direction`; `None` when the leg has no dialog or an offer is pending on it.
+pub(super) fn reinvite(
+    ep: &mut Endpoint,
+    now: Instant,
+    l: &mut super::leg::Leg,
+    direction: Direction,
+) -> Option<masterz_sip::endpoint::ClientTx> {
+    let codec = l.remote.as_ref().map(|n| n.codec);
+    let d = l.dialog.as_mut()?;
+    let mut invite = d.request(Method::Invite).ok()?;
+    l.local.version += 1;
+    let offer = sdp::offer(&l.local, &codecs_after(codec), true, 20, direction);
+    if let Some(s) = &l.session {
+        invite.headers.push(
+            StdHeader::SessionExpires,
+            format!("{};refresher=uac", s.interval),
+        );
+    }
+    invite.headers.push(StdHeader::Allow, build::ALLOW);
+    let tx = ep.send_request(now, with_sdp(invite, &offer), l.peer);
+    l.our_sdp = Some(offer);
+    l.offered_direction = direction;
+    Some(tx)
 }
 
 /// `Signal=5\r\nDuration=160` (application/dtmf-relay).

@@ -379,27 +379,12 @@ impl CallControl {
         let Some(l) = call.ringing.iter_mut().find(|l| l.id == mover) else {
             return;
         };
-        let codec = l.remote.as_ref().map(|n| n.codec);
-        l.local.version += 1;
-        let offer = masterz_media::sdp::offer(
-            &l.local,
-            &super::answer::codecs_after(codec),
-            true,
-            20,
-            Direction::SendRecv,
-        );
-        let Some(d) = l.dialog.as_mut() else {
-            return self.transfer_failed(ep, now, key, 500);
-        };
-        let Ok(invite) = d.request(Method::Invite) else {
-            return self.transfer_failed(ep, now, key, 491);
-        };
-        let mut invite = build::with_sdp(invite, &offer);
-        invite.headers.push(StdHeader::Allow, build::ALLOW);
-        let tx = ep.send_request(now, invite, l.peer);
-        l.our_sdp = Some(offer);
-        l.offered_direction = Direction::SendRecv;
-        self.client_txs.insert(tx, (key, mover, Purpose::ReInvite));
+        match super::midcall::reinvite(ep, now, l, Direction::SendRecv) {
+            Some(tx) => {
+                self.client_txs.insert(tx, (key, mover, Purpose::ReInvite));
+            }
+            None => self.transfer_failed(ep, now, key, 491),
+        }
     }
 
     /// A 2xx to the re-INVITE that moved a leg in (attended transfer). True when it was one.
