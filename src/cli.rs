@@ -16,6 +16,7 @@ use crate::secrets::{Key, KeySource, new_token, token_hash};
 use crate::store::{self, audit::Actor};
 
 mod calls;
+mod recordings;
 mod sip;
 
 /// masterz: SIP B2BUA, RTP media, WebRTC agents and an omnichannel customer timeline.
@@ -119,6 +120,11 @@ enum Admin {
     CreateCallGroup(calls::CreateCallGroup),
     /// List a company's newest calls as a table.
     ListCalls(calls::ListCalls),
+    /// Switch call recording on or off for a company (default off) or a trunk (on, off or
+    /// inherit), and set how long recordings are kept. Audited.
+    SetRecording(recordings::SetRecording),
+    /// Set or remove the consent prompt a trunk plays to callers before a recorded call rings.
+    SetConsentPrompt(recordings::SetConsentPrompt),
     /// Create an API token for a user; prints the token alone on stdout.
     CreateToken {
         /// Company slug.
@@ -326,7 +332,7 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
                 name: name.map(|n| n.trim().to_owned()),
                 plan_tier,
                 time_zone,
-                theme: None,
+                ..Default::default()
             };
             let mut tx = db.begin().await?;
             let c = store::companies::update(&mut tx.ex(), c.id, &patch).await?;
@@ -415,6 +421,8 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
         Admin::CreateTrunk(args) => sip::create_trunk(config, db, args).await?,
         Admin::CreateCallGroup(args) => calls::create_call_group(db, args).await?,
         Admin::ListCalls(args) => calls::list_calls(db, args).await?,
+        Admin::SetRecording(args) => recordings::set_recording(db, args).await?,
+        Admin::SetConsentPrompt(args) => recordings::set_consent_prompt(db, args).await?,
         Admin::CreateToken {
             company,
             email,

@@ -19,6 +19,7 @@ pub mod http;
 pub mod media_engine;
 pub mod metrics;
 pub mod pii;
+pub mod recording;
 pub mod secrets;
 pub mod store;
 pub mod telephony;

@@ -121,11 +121,18 @@ pub enum MediaEvent {
         /// Its duration.
         duration_ms: u32,
     },
+    /// An announcement started with [`MediaSession::play`] has been sent in full.
+    PlaybackDone {
+        /// The side it was played to.
+        side: Side,
+    },
 }
 
 pub(crate) enum Command {
     Configure(Side, LegParams),
     SendDtmf(Side, char, u32),
+    Record(Box<crate::recording::Tap>),
+    Play(Side, Arc<[u8]>, Codec),
 }
 
 #[derive(Default)]
@@ -204,6 +211,7 @@ impl MediaEngine {
             shared: shared.clone(),
             notices: events,
             owner,
+            tap: None,
         };
         let engine = self.clone();
         tokio::spawn(async move {
@@ -313,6 +321,18 @@ impl MediaSession {
         let _ = self
             .commands
             .send(Command::SendDtmf(to, digit, duration_ms));
+    }
+
+    /// Copies the audio this session relays into a recording from now on (until the session
+    /// ends, which closes the recording).
+    pub fn record(&self, tap: crate::recording::Tap) {
+        let _ = self.commands.send(Command::Record(Box::new(tap)));
+    }
+
+    /// Plays 8 kHz G.711 `audio` (in `codec`) to a side, paced in real time; audio relayed to
+    /// that side waits meanwhile. [`MediaEvent::PlaybackDone`] follows when it has all been sent.
+    pub fn play(&self, to: Side, audio: Arc<[u8]>, codec: Codec) {
+        let _ = self.commands.send(Command::Play(to, audio, codec));
     }
 
     /// The counters of both legs, as of the last packet handled.

@@ -57,6 +57,8 @@ pub(crate) struct SessionTask {
     pub(crate) shared: Arc<SessionShared>,
     pub(crate) notices: UnboundedSender<MediaNotice>,
     pub(crate) owner: u64,
+    /// Where relayed audio is copied while the call is recorded.
+    pub(crate) tap: Option<Box<crate::recording::Tap>>,
 }
 
 impl SessionTask {
@@ -139,6 +141,17 @@ impl SessionTask {
                 // control knows the negotiated payload types and can check beforehand.
                 let _ = self.relay.send_dtmf(now, side, digit, ms);
             }
+            Command::Record(tap) => self.tap = Some(tap),
+            Command::Play(side, audio, codec) => {
+                if self.relay.play(now, side, audio, codec).is_err() {
+                    // Nowhere to play it (the side has no address): say it is done, so the
+                    // call does not wait for it.
+                    let _ = self.notices.send(MediaNotice {
+                        owner: self.owner,
+                        event: MediaEvent::PlaybackDone { side },
+                    });
+                }
+            }
         }
     }
 
@@ -155,9 +168,18 @@ impl SessionTask {
             let now = Instant::now();
             match port {
                 Port::Rtp => {
-                    if let Verdict::Forward { to, len } =
-                        self.relay.handle_rtp(now, side, from, buf, len)
-                    {
+                    let verdict = match &self.tap {
+                        None => self.relay.handle_rtp(now, side, from, buf, len),
+                        Some(tap) => self.relay.handle_rtp_tapped(
+                            now,
+                            side,
+                            from,
+                            buf,
+                            len,
+                            &mut |f| tap.push(now, &f),
+                        ),
+                    };
+                    if let Verdict::Forward { to, len } = verdict {
                         let out = &self.sockets[socket_index(side.other(), Port::Rtp)];
                         send(out, &buf[..len], to, &self.shared);
                     }
@@ -191,6 +213,9 @@ impl SessionTask {
                     digit,
                     duration_ms,
                 },
+                masterz_media::relay::Event::PlaybackDone { side } => {
+                    MediaEvent::PlaybackDone { side }
+                }
             };
             // The call may be gone already; then nobody needs the event.
             let _ = self.notices.send(MediaNotice {

@@ -192,6 +192,8 @@ pub struct Telephony {
     pub call_metrics: Arc<CallMetrics>,
     /// The RTP media engine.
     pub media: Arc<crate::media_engine::MediaEngine>,
+    /// The call recorder.
+    pub recorder: Arc<crate::recording::Recorder>,
     call_inputs: mpsc::UnboundedSender<calls::CallInput>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -290,6 +292,7 @@ impl Telephony {
         self.trunks.render_metrics(out);
         self.call_metrics.render(out);
         self.media.render_metrics(out);
+        self.recorder.render_metrics(out);
     }
 }
 
@@ -415,12 +418,21 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         public_ip,
         media_timeout: Duration::from_secs(config.media_timeout_secs.max(1)),
     });
+    // Calls and recordings a crash left open are closed before any new call can start.
+    crate::recording::recover(&state.db, &config.data_dir).await?;
+    let recorder = crate::recording::Recorder::start(
+        state.db.clone(),
+        &config.data_dir,
+        config.recording_queue_frames,
+        Duration::from_secs(config.recording_retention_check_secs.max(1)),
+    )?;
     let (call_inputs_tx, call_inputs_rx) = mpsc::unbounded_channel();
     let (media_events_tx, media_events_rx) = mpsc::unbounded_channel();
     let call_metrics = Arc::new(CallMetrics::default());
     let call_control = calls::CallControl::new(
         ctx.clone(),
         media.clone(),
+        recorder.clone(),
         call_inputs_tx.clone(),
         media_events_tx,
         calls::CallSettings {
@@ -482,6 +494,7 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         trunks: trunk_states,
         call_metrics,
         media,
+        recorder,
         call_inputs: call_inputs_tx,
         tasks,
     })

@@ -339,6 +339,10 @@ impl CallControl {
             return;
         }
         call.phase = Phase::Connected;
+        self.start_recording(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let Some(tx) = call.a.server_tx.take() else {
             return;
         };
@@ -564,7 +568,7 @@ impl CallControl {
 
 /// Our answer to the A leg's offer, made once (183 and 200 carry the same): the B leg's codec
 /// when the caller offered it, else the caller's first (the relay transcodes).
-fn answer_a(call: &mut Call, b_codec: Option<Codec>) -> Option<SessionDescription> {
+pub(super) fn answer_a(call: &mut Call, b_codec: Option<Codec>) -> Option<SessionDescription> {
     if let Some(a) = &call.a_answer {
         return Some(a.clone());
     }

@@ -128,6 +128,8 @@ impl CallControl {
                 best_failure: None,
                 transfer: None,
                 click_target: Some(r.far),
+                record: None,
+                after_prompt: None,
             },
         );
         self.metrics

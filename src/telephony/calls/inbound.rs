@@ -276,6 +276,8 @@ impl CallControl {
                 best_failure: None,
                 transfer: None,
                 click_target: None,
+                record: None,
+                after_prompt: None,
             },
         );
         self.metrics
@@ -293,12 +295,23 @@ impl CallControl {
         let ctx = self.ctx.clone();
         let trunks = self.trunks.clone();
         let writer = self.db.clone();
+        let recorder = self.recorder.clone();
         tokio::spawn(async move {
             let result = match job {
                 Job::Inbound(req) => {
-                    route::inbound(state, media, settings, writer, events, key, req).await
+                    route::inbound(state, media, settings, writer, events, key, req)
+                        .await
+                        .map(|r| (r, Some(Side::A)))
                 }
-                Job::Agent(req) => agent_call(ctx, media, events, trunks, writer, key, req).await,
+                Job::Agent(req) => agent_call(ctx, media, events, trunks, writer, key, req)
+                    .await
+                    .map(|r| (r, Some(Side::B))),
+            };
+            let result = match result {
+                Ok((routed, customer)) => {
+                    Ok(super::recording::with_plan(&recorder, routed, customer).await)
+                }
+                Err(e) => Err(e),
             };
             let _ = inputs.send(CallInput::Routed { key, result });
         });
@@ -462,13 +475,15 @@ impl CallControl {
                 call.media = Some(routed.media);
                 call.routed = Some(routed.info.clone());
                 call.phase = Phase::Ringing;
-                let deadline = now + routed.info.ring_timeout;
-                call.ring_deadline = Some(deadline);
                 call.end_deadline = Some(now + self.settings.max_duration);
+                call.record = routed.record;
+                let prompt = call.record.as_ref().and_then(|r| r.prompt.clone());
                 let max = now + self.settings.max_duration;
-                self.schedule(deadline, key, super::timers::Timer::Ring);
                 self.schedule(max, key, super::timers::Timer::MaxDuration);
-                self.ring_targets(ep, now, key, routed.targets, Side::B);
+                match prompt {
+                    Some(prompt) => self.play_prompt(ep, now, key, prompt, routed.targets),
+                    None => self.start_ringing(ep, now, key, routed.targets),
+                }
             }
         }
     }
@@ -650,6 +665,13 @@ async fn agent_call(
         },
         media: session,
         caller_agent: Some(login.user_id),
+        trunk: trunk_id.and_then(|id| {
+            trunks
+                .iter()
+                .find(|t| t.config.id == id)
+                .map(|t| (id, t.config.settings.recording))
+        }),
+        record: None,
     })
 }
 

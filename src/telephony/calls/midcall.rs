@@ -376,6 +376,7 @@ impl CallControl {
                     &format!("media timeout (no RTP from side {who})"),
                 );
             }
+            MediaEvent::PlaybackDone { side } => self.on_prompt_done(ep, now, key, side),
             MediaEvent::Dtmf {
                 from,
                 digit,

@@ -22,6 +22,7 @@ mod inbound;
 mod leg;
 mod midcall;
 mod persist;
+mod recording;
 mod ring;
 mod route;
 mod timers;
@@ -166,6 +167,11 @@ pub(crate) enum CallInput {
     Media(MediaNotice),
     /// The current trunk table.
     Trunks(Arc<Vec<TrunkEntry>>),
+    /// A recording's file and row are ready (or could not be made).
+    Recording {
+        key: CallKey,
+        result: Result<crate::recording::Tap, String>,
+    },
     /// Click-to-call from the API.
     Click {
         company: CompanyId,
@@ -229,6 +235,10 @@ pub(crate) struct Call {
     pub(crate) transfer: Option<transfer::Transfer>,
     /// Click-to-call: the B target to call once the agent (A) answered.
     pub(crate) click_target: Option<Vec<route::Target>>,
+    /// Recorded calls: which side the customer is on, and the consent prompt.
+    pub(crate) record: Option<recording::RecordPlan>,
+    /// The targets to ring once the consent prompt has played.
+    pub(crate) after_prompt: Option<Vec<route::Target>>,
 }
 
 /// What a client transaction of ours is for.
@@ -250,6 +260,7 @@ pub(crate) enum Purpose {
 pub(crate) struct CallControl {
     pub(crate) ctx: Arc<SipContext>,
     pub(crate) media: Arc<MediaEngine>,
+    pub(crate) recorder: Arc<crate::recording::Recorder>,
     pub(crate) inputs: mpsc::UnboundedSender<CallInput>,
     pub(crate) media_events: mpsc::UnboundedSender<MediaNotice>,
     pub(crate) db: persist::Writer,
@@ -270,6 +281,7 @@ impl CallControl {
     pub(crate) fn new(
         ctx: Arc<SipContext>,
         media: Arc<MediaEngine>,
+        recorder: Arc<crate::recording::Recorder>,
         inputs: mpsc::UnboundedSender<CallInput>,
         media_events: mpsc::UnboundedSender<MediaNotice>,
         settings: CallSettings,
@@ -279,6 +291,7 @@ impl CallControl {
         Self {
             ctx,
             media,
+            recorder,
             inputs,
             media_events,
             db,
@@ -345,6 +358,7 @@ impl CallControl {
             CallInput::Persisted { key } => self.on_persisted(ep, now, key),
             CallInput::Overflow { key, result } => self.on_overflow(ep, now, key, result),
             CallInput::ClickRouted { key, routed } => self.on_click_routed(ep, now, key, *routed),
+            CallInput::Recording { key, result } => self.on_recording(key, result),
             CallInput::Media(notice) => self.on_media(ep, now, notice),
             CallInput::Trunks(t) => self.trunks = t,
             CallInput::Click {

@@ -105,6 +105,10 @@ pub(crate) struct Routed {
     pub(crate) media: MediaSession,
     /// Outbound and internal calls: the agent who called.
     pub(crate) caller_agent: Option<UserId>,
+    /// The trunk the call is on, with its own recording setting.
+    pub(crate) trunk: Option<(i64, Option<bool>)>,
+    /// Whether (and how) the call is recorded; filled in after routing.
+    pub(crate) record: Option<super::recording::RecordPlan>,
 }
 
 /// Why a call was refused, as a SIP status and a reason for the logs and the row.
@@ -255,6 +259,8 @@ pub(crate) async fn inbound(
         info,
         media: session,
         caller_agent: None,
+        trunk: Some((req.trunk.config.id, req.trunk.config.settings.recording)),
+        record: None,
     })
 }
 

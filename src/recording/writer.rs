@@ -1,0 +1,251 @@
+//! The recorder thread: decodes queued frames, aligns the two channels of each recording
+//! (`masterz-recordings`), appends to its WAV file and makes the header valid at least once a
+//! second, so that a crash loses at most about a second of audio.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use masterz_media::relay::Side;
+use masterz_recordings::{AlignConfig, Aligner, Channel, Frame, StereoWav};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{Closed, Control, FrameMsg, MAX_PAYLOAD, RecorderMetrics, TapStats};
+
+/// How often aligned audio is written out.
+const WRITE_EVERY: Duration = Duration::from_millis(100);
+/// How often each file's header is made valid.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Frames handled between two looks at the control queue and the clocks.
+const BATCH: usize = 256;
+
+struct Stream {
+    recording: i64,
+    path: PathBuf,
+    customer: Side,
+    started: Instant,
+    aligner: Aligner,
+    wav: StereoWav<BufWriter<File>>,
+    stats: Arc<TapStats>,
+    failed: Option<String>,
+}
+
+impl Stream {
+    fn samples_at(&self, t: Instant) -> u64 {
+        let us = t.saturating_duration_since(self.started).as_micros();
+        u64::try_from(us * 8 / 1000).unwrap_or(u64::MAX)
+    }
+
+    fn write_out(&mut self, now: Instant, out: &mut Vec<i16>) {
+        out.clear();
+        let at = self.samples_at(now);
+        self.aligner.drain(at, out);
+        self.append(out);
+    }
+
+    fn append(&mut self, out: &[i16]) {
+        if self.failed.is_none()
+            && !out.is_empty()
+            && let Err(e) = self.wav.append(out)
+        {
+            self.failed = Some(format!("write {}: {e}", self.path.display()));
+        }
+    }
+}
+
+pub(super) fn run(
+    data_dir: &Path,
+    frames: Receiver<FrameMsg>,
+    control: Receiver<Control>,
+    closed: UnboundedSender<Closed>,
+    metrics: &RecorderMetrics,
+) {
+    let _ = data_dir;
+    let mut streams: HashMap<u32, Stream> = HashMap::new();
+    let mut pcm = [0i16; MAX_PAYLOAD];
+    let mut out = Vec::with_capacity(16_000);
+    let mut last_write = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    loop {
+        // Controls first: a stream is always opened before its first frame is queued.
+        loop {
+            match control.try_recv() {
+                Ok(Control::Open {
+                    stream,
+                    recording,
+                    path,
+                    customer,
+                    started,
+                    stats,
+                }) => match open(&path) {
+                    Ok(wav) => {
+                        streams.insert(
+                            stream,
+                            Stream {
+                                recording,
+                                path,
+                                customer,
+                                started,
+                                aligner: Aligner::new(AlignConfig::default()),
+                                wav,
+                                stats,
+                                failed: None,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        metrics.failed.fetch_add(1, Relaxed);
+                        metrics.active.fetch_sub(1, Relaxed);
+                        let _ = closed.send(Closed {
+                            recording,
+                            path: path.clone(),
+                            frames: 0,
+                            duration_ms: 0,
+                            failed: Some(format!("create {}: {e}", path.display())),
+                            dropped: 0,
+                        });
+                    }
+                },
+                Ok(Control::Close { stream, at }) => {
+                    // Every frame of this stream was queued before its Close: take them all.
+                    while let Ok(f) = frames.try_recv() {
+                        handle_frame(&mut streams, &f, &mut pcm, metrics);
+                    }
+                    if let Some(s) = streams.remove(&stream) {
+                        close(s, at, &mut out, &closed, metrics);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                // The service is gone (server stopping): close what is open and stop.
+                Err(TryRecvError::Disconnected) => {
+                    let now = Instant::now();
+                    for (_, s) in streams.drain() {
+                        close(s, now, &mut out, &closed, metrics);
+                    }
+                    return;
+                }
+            }
+        }
+        match frames.recv_timeout(WRITE_EVERY) {
+            Ok(f) => {
+                handle_frame(&mut streams, &f, &mut pcm, metrics);
+                for _ in 0..BATCH {
+                    match frames.try_recv() {
+                        Ok(f) => handle_frame(&mut streams, &f, &mut pcm, metrics),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(WRITE_EVERY);
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_write) >= WRITE_EVERY {
+            last_write = now;
+            for s in streams.values_mut() {
+                s.write_out(now, &mut out);
+            }
+        }
+        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
+            last_checkpoint = now;
+            for s in streams.values_mut() {
+                if s.failed.is_none()
+                    && let Err(e) = s.wav.checkpoint()
+                {
+                    s.failed = Some(format!("write {}: {e}", s.path.display()));
+                }
+            }
+        }
+    }
+}
+
+fn handle_frame(
+    streams: &mut HashMap<u32, Stream>,
+    f: &FrameMsg,
+    pcm: &mut [i16; MAX_PAYLOAD],
+    metrics: &RecorderMetrics,
+) {
+    let Some(s) = streams.get_mut(&f.stream) else {
+        return;
+    };
+    let len = usize::from(f.len).min(MAX_PAYLOAD);
+    masterz_media::g711::decode(f.codec, &f.payload[..len], &mut pcm[..len]);
+    let channel = if f.from == s.customer {
+        Channel::Customer
+    } else {
+        Channel::Agent
+    };
+    let arrival = s.samples_at(f.arrival);
+    s.aligner.push(Frame {
+        channel,
+        ssrc: f.ssrc,
+        timestamp: f.timestamp,
+        arrival,
+        samples: &pcm[..len],
+    });
+    metrics.frames.fetch_add(1, Relaxed);
+}
+
+fn open(path: &Path) -> std::io::Result<StereoWav<BufWriter<File>>> {
+    if let Some(dir) = path.parent() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            b.mode(0o700);
+        }
+        b.create(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path)?;
+    StereoWav::new(BufWriter::with_capacity(64 * 1024, file)).map_err(std::io::Error::other)
+}
+
+fn close(
+    mut s: Stream,
+    at: Instant,
+    out: &mut Vec<i16>,
+    closed: &UnboundedSender<Closed>,
+    metrics: &RecorderMetrics,
+) {
+    out.clear();
+    let end = s.samples_at(at);
+    s.aligner.finish(end, out);
+    s.append(out);
+    let summary = s.wav.finish();
+    let (frames, duration_ms, failed) = match (summary, s.failed) {
+        (Ok(w), None) => (w.frames, w.duration_ms, None),
+        (Ok(w), Some(f)) => (w.frames, w.duration_ms, Some(f)),
+        (Err(e), f) => (
+            0,
+            0,
+            Some(f.unwrap_or_else(|| format!("finish {}: {e}", s.path.display()))),
+        ),
+    };
+    if failed.is_some() {
+        metrics.failed.fetch_add(1, Relaxed);
+    }
+    metrics.active.fetch_sub(1, Relaxed);
+    let _ = closed.send(Closed {
+        recording: s.recording,
+        path: s.path,
+        frames,
+        duration_ms,
+        failed,
+        dropped: s.stats.dropped.load(Relaxed),
+    });
+}
