@@ -326,7 +326,7 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
                 name: name.map(|n| n.trim().to_owned()),
                 plan_tier,
                 time_zone,
-                theme: None,
+                ..Default::default()
             };
             let mut tx = db.begin().await?;
             let c = store::companies::update(&mut tx.ex(), c.id, &patch).await?;

@@ -201,6 +201,12 @@ settings! {
     sip_session_expires_secs: u32 = 1800;
     /// Smallest session interval accepted (RFC 4028 Min-SE), in seconds; smaller → 422.
     sip_min_se_secs: u32 = 90;
+    /// Audio frames the media engine may queue for the recorder; when the queue is full,
+    /// frames are dropped (counted, and heard as silence) rather than slowing the relay.
+    recording_queue_frames: usize = 16_384;
+    /// Seconds between runs of the recording retention job (each company's
+    /// `recording_retention_days`).
+    recording_retention_check_secs: u64 = 3600;
     /// Application key(s) for encrypting credentials at rest: base64 of 32 bytes. Several keys may
     /// be given separated by commas; the first encrypts, all decrypt. Empty: the key file
     /// `app.key` in the data directory, generated on first start.

@@ -41,6 +41,8 @@ enum OnOff {
     On,
     /// No.
     Off,
+    /// As the company says (`masterz admin set-recording`).
+    Inherit,
 }
 
 #[derive(Args)]
@@ -72,8 +74,9 @@ pub(super) struct CreateTrunk {
     /// A number (E.164) that rings on this trunk (repeatable).
     #[arg(long, value_name = "E164")]
     did: Vec<String>,
-    /// Record calls on this trunk.
-    #[arg(long, value_enum, default_value = "off")]
+    /// Record calls on this trunk: on, off, or inherit the company's setting (off unless
+    /// switched on with `masterz admin set-recording`).
+    #[arg(long, value_enum, default_value = "inherit")]
     recording: OnOff,
 }
 
@@ -193,7 +196,11 @@ pub(super) async fn create_trunk(
     let settings = TrunkSettings::from_json(&serde_json::json!({
         "host": host, "port": port, "transport": transport, "register": register,
         "username": username, "sources": source, "dids": did,
-        "recording": recording == OnOff::On,
+        "recording": match recording {
+            OnOff::On => Some(true),
+            OnOff::Off => Some(false),
+            OnOff::Inherit => None,
+        },
     }))
     .map_err(|e| anyhow::anyhow!("invalid {}: {}", flag_of(&e.field), e.message))?;
     let keyring = app::open_keyring(config)?;

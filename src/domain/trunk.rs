@@ -218,8 +218,9 @@ pub struct TrunkSettings {
     pub sources: Vec<Cidr>,
     /// Numbers that ring on this trunk, in E.164.
     pub dids: Vec<String>,
-    /// Whether calls on this trunk are recorded.
-    pub recording: bool,
+    /// Whether calls on this trunk are recorded: `true` or `false` override the company's
+    /// `recording_enabled`; `None` (absent or `null`) follows it.
+    pub recording: Option<bool>,
     /// Registration interval asked of the provider, in seconds (60–86400).
     pub expires: u32,
 }
@@ -325,7 +326,7 @@ impl TrunkSettings {
                 dids.push(did);
             }
         }
-        let recording = read(obj, "recording", "true or false")?.unwrap_or(false);
+        let recording = read(obj, "recording", "true, false or null")?;
         let expires =
             read::<u32>(obj, "expires", "a number of seconds")?.unwrap_or(DEFAULT_EXPIRES);
         if !(60..=86_400).contains(&expires) {
@@ -482,7 +483,7 @@ mod tests {
         assert_eq!(s.host, "sip.example.com");
         assert_eq!(s.dids, ["+49301234567"]);
         assert_eq!(s.transport, TrunkTransport::Udp);
-        assert_eq!((s.expires, s.recording, s.port), (3600, false, None));
+        assert_eq!((s.expires, s.recording, s.port), (3600, None, None));
         assert!(s.allows_source("192.0.2.9".parse().unwrap()));
         assert!(!s.allows_source("198.51.100.1".parse().unwrap()));
         // What is stored reads back as the same settings.

@@ -44,6 +44,9 @@ pub const EVENT_KINDS: &[&str] = &[
     "ended",
     "no_answer",
     "overflow",
+    "recording_started",
+    "recording_failed",
+    "prompt_played",
 ];
 
 /// A call as stored: every column.
@@ -305,6 +308,27 @@ pub async fn ended(ex: &mut Ex<'_>, company: CompanyId, id: i64, end: &CallEnd<'
         m.map(|m| m.detail_json.as_str())
     )?;
     Ok(())
+}
+
+/// Ends every call still in progress at `at` with the reason `server restart` (at start-up,
+/// after a crash: nothing can be in progress then). Answered calls become `completed`, the
+/// others `failed`; each gets an `ended` event. Returns how many.
+pub async fn end_interrupted(ex: &mut Ex<'_>, at: i64) -> Result<u64> {
+    q!(
+        ex,
+        exec,
+        "INSERT INTO call_events (company_id, call_id, at, kind, detail) \
+         SELECT company_id, id, $1, 'ended', 'server restart' FROM calls WHERE ended_at IS NULL",
+        at
+    )?;
+    Ok(q!(
+        ex,
+        exec,
+        "UPDATE calls SET ended_at = $1, end_reason = 'server restart', hangup_by = 'system', \
+           status = CASE WHEN answered_at IS NULL THEN 'failed' ELSE 'completed' END \
+         WHERE ended_at IS NULL",
+        at
+    )?)
 }
 
 /// Sets the agent who has the call (after a transfer); `None` clears it. An agent who is not of

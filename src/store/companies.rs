@@ -23,6 +23,10 @@ pub struct Company {
     pub theme: String,
     /// `active` or `closed`.
     pub status: String,
+    /// Whether calls are recorded when their trunk does not say (default `false`: never).
+    pub recording_enabled: bool,
+    /// Days a recording is kept; `null`: until its call, customer or company is deleted.
+    pub recording_retention_days: Option<i64>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -31,7 +35,8 @@ pub struct Company {
 
 macro_rules! columns {
     () => {
-        "id, name, slug, plan_tier, time_zone, theme, status, created_at, updated_at"
+        "id, name, slug, plan_tier, time_zone, theme, status, recording_enabled, \
+         recording_retention_days, created_at, updated_at"
     };
 }
 
@@ -97,22 +102,32 @@ pub struct CompanyPatch {
     pub time_zone: Option<String>,
     /// New theme.
     pub theme: Option<String>,
+    /// Record calls by default.
+    pub recording_enabled: Option<bool>,
+    /// New retention of recordings in days (`Some(None)`: keep them).
+    pub recording_retention_days: Option<Option<i64>>,
 }
 
 /// Applies `patch` to the company.
 pub async fn update(ex: &mut Ex<'_>, id: CompanyId, patch: &CompanyPatch) -> Result<Company> {
+    let retention = patch.recording_retention_days;
     q!(
         ex,
         exec,
         "UPDATE companies SET name = COALESCE($2, name), plan_tier = COALESCE($3, plan_tier), \
-         time_zone = COALESCE($4, time_zone), theme = COALESCE($5, theme), updated_at = $6 \
+         time_zone = COALESCE($4, time_zone), theme = COALESCE($5, theme), updated_at = $6, \
+         recording_enabled = COALESCE($7, recording_enabled), \
+         recording_retention_days = CASE WHEN $8 THEN $9 ELSE recording_retention_days END \
          WHERE id = $1",
         id,
         patch.name.as_deref(),
         patch.plan_tier.as_deref(),
         patch.time_zone.as_deref(),
         patch.theme.as_deref(),
-        now_ms()
+        now_ms(),
+        patch.recording_enabled,
+        retention.is_some(),
+        retention.flatten()
     )?;
     get(ex, id).await
 }

@@ -20,6 +20,7 @@ pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod customers;
+pub mod recordings;
 pub mod routing;
 pub mod sip;
 pub mod timeline;

@@ -54,8 +54,9 @@ pub struct Trunk {
     /// Address ranges (CIDR) that may send calls in.
     #[schema(value_type = Vec<String>)]
     pub sources: Vec<Cidr>,
-    /// Whether calls are recorded.
-    pub recording: bool,
+    /// Whether calls are recorded: `true`/`false` override the company's `recording_enabled`,
+    /// `null` follows it.
+    pub recording: Option<bool>,
     /// Registration interval asked of the provider, in seconds.
     pub expires: u32,
     /// Registration state.
@@ -91,7 +92,7 @@ impl Row {
                     username: None,
                     sources: Vec::new(),
                     dids: Vec::new(),
-                    recording: false,
+                    recording: None,
                     expires: crate::domain::trunk::DEFAULT_EXPIRES,
                 };
                 (fallback, Some(format!("invalid settings: {e}")))

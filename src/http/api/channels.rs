@@ -195,11 +195,23 @@ async fn update_account(
     let current = store::channels::get(&mut tx.ex(), auth.company(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("channel account"))?;
+    // A change of a trunk's recording switch gets an audit row of its own (P9).
+    let mut recording_switch = None;
     if current.kind == ChannelKind::SipTrunk.as_str() {
         let stored_keys = Some(current.credential_keys.as_str());
         match &req.settings {
             Some(new) => {
-                settings = Some(trunk_settings(new, req.credentials.as_ref(), stored_keys)?);
+                let checked = trunk_settings(new, req.credentials.as_ref(), stored_keys)?;
+                let was = TrunkSettings::from_json(&current.settings.0)
+                    .ok()
+                    .and_then(|s| s.recording);
+                let now = TrunkSettings::from_json(&checked)
+                    .ok()
+                    .and_then(|s| s.recording);
+                if was != now {
+                    recording_switch = Some(now);
+                }
+                settings = Some(checked);
             }
             // New credentials against the stored settings (unless those predate validation).
             None => {
@@ -220,6 +232,23 @@ async fn update_account(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("channel account"))?;
+    if let Some(now) = recording_switch {
+        let action = match now {
+            Some(true) => "recording_on",
+            Some(false) => "recording_off",
+            None => "recording_inherit",
+        };
+        audit::record(
+            &mut tx.ex(),
+            auth.company(),
+            &auth.actor(),
+            action,
+            "channel_account",
+            Some(id),
+            &serde_json::json!({ "recording": now }),
+        )
+        .await?;
+    }
     let changes = serde_json::json!({"name": name, "external_id": external_id, "settings": settings,
         "credentials": req.credentials.as_ref().map(|_| "replaced")});
     audit::record(

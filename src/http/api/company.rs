@@ -46,6 +46,22 @@ pub(super) struct CompanyUpdate {
     time_zone: Option<String>,
     /// `light` or `dark`.
     theme: Option<String>,
+    /// Record calls by default (a trunk's own `recording` setting wins). Audited.
+    recording_enabled: Option<bool>,
+    /// Days to keep recordings (1–36500); `null` keeps them until their call, customer or
+    /// company is deleted. Absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    recording_retention_days: Option<Option<i64>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Changes the company profile.
@@ -72,10 +88,39 @@ async fn update_company(
         }
         patch.theme = Some(theme.clone());
     }
+    if let Some(Some(days)) = req.recording_retention_days
+        && !(1..=36_500).contains(&days)
+    {
+        return Err(ApiError::invalid(
+            "recording_retention_days",
+            "must be 1 to 36500, or null to keep recordings",
+        ));
+    }
+    patch.recording_enabled = req.recording_enabled;
+    patch.recording_retention_days = req.recording_retention_days;
     let mut tx = state.db.begin().await?;
+    let before = store::companies::get(&mut tx.ex(), auth.company()).await?;
     let company = store::companies::update(&mut tx.ex(), auth.company(), &patch).await?;
-    let changes =
-        serde_json::json!({"name": req.name, "time_zone": req.time_zone, "theme": req.theme});
+    if before.recording_enabled != company.recording_enabled {
+        let action = if company.recording_enabled {
+            "recording_on"
+        } else {
+            "recording_off"
+        };
+        audit::record(
+            &mut tx.ex(),
+            auth.company(),
+            &auth.actor(),
+            action,
+            "company",
+            Some(company.id.0),
+            &serde_json::json!({"recording_enabled": company.recording_enabled}),
+        )
+        .await?;
+    }
+    let changes = serde_json::json!({"name": req.name, "time_zone": req.time_zone,
+        "theme": req.theme, "recording_enabled": req.recording_enabled,
+        "recording_retention_days": req.recording_retention_days});
     audit::record(
         &mut tx.ex(),
         auth.company(),
