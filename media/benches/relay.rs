@@ -1,7 +1,7 @@
 //! One relay step of the pure media relay (parse, latch check, statistics, rewrite, counters),
 //! with the same codec on both legs and with PCMU → PCMA transcoding of a 160-byte (20 ms)
-//! frame; and the transcoding of 160 samples alone. Figures, with the command and machine, are
-//! in docs/benchmarks.md.
+//! frame; and the transcoding and the G.711 decoding of 160 samples alone. Figures, with the
+//! command and machine, are in docs/benchmarks.md.
 //!
 //! `CARGO_TARGET_DIR=/work/target-rtp cargo bench -p masterz-media --bench relay`
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use masterz_media::codec::{Codec, Direction};
 use masterz_media::relay::{LegConfig, Relay, RelayConfig, Side, Verdict};
-use masterz_media::{rtp, transcode};
+use masterz_media::{g711, rtp, transcode};
 
 fn leg(remote: SocketAddr, codec: Codec) -> LegConfig {
     LegConfig {
@@ -88,6 +88,10 @@ fn g711_only(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(160));
     group.bench_function("ulaw_to_alaw_160", |b| {
         b.iter(|| transcode::ulaw_to_alaw(black_box(&mut frame)))
+    });
+    let mut pcm = [0i16; 160];
+    group.bench_function("decode_ulaw_160", |b| {
+        b.iter(|| g711::decode(Codec::Pcmu, black_box(&frame), black_box(&mut pcm)))
     });
     group.finish();
 }
