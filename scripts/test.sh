@@ -27,6 +27,7 @@ command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip  # free po
 command -v curl >/dev/null 2>&1 || apt_install curl          # waiting for a server to answer
 command -v sipp >/dev/null 2>&1 || apt_install sip-tester    # SIP interop peer (tests/peers, tests/sipp)
 command -v baresip >/dev/null 2>&1 || apt_install baresip baresip-core  # softphone peer, with TLS
+command -v sox >/dev/null 2>&1 || apt_install sox          # `sox --i` reads the recordings (tests/calls/crash.rs)
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_bin() {

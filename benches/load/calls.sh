@@ -23,6 +23,8 @@
 #         with every call up, PCAP [generated: a 1 kHz PCMU tone as long as the longest hold].
 #   soak: RATE [100] calls/s, DURATION [600] seconds, HOLD_MS [1000], SAMPLE_SECS [10] between
 #         RSS samples, MEDIA [0] 1: calls play the pcap as in rtp mode (needs root).
+#   all:  RECORDING [0] 1: the company records every call (`masterz admin set-recording`); the
+#         results then carry the recorder's frames written and dropped over the window.
 #
 # Output: one "RESULT {json}" line per step (also in $WORK/results.jsonl), then a table, then the
 # commands that reproduce each SIPp run. Exit status: 0 when the run completed (failing steps are
@@ -106,7 +108,7 @@ elif cmd == "csvlast":  # csvlast FILE FIELD: FIELD of the last row of a SIPp st
         print(0)
 elif cmd == "delta":  # delta BEFORE AFTER: masterz's call and RTP counters over a window
     a, b = prom(args[0]), prom(args[1])
-    keep = re.compile(os.environ.get("MZ_METRICS_RE", r"^masterz_(rtp|media|call)"))
+    keep = re.compile(os.environ.get("MZ_METRICS_RE", r"^masterz_(rtp|media|call|recording)"))
     # Packets relayed = packets masterz sent to phones (each was accepted from the other leg).
     relayed = re.compile(os.environ.get("MZ_RELAYED_RE", r'^masterz_media_rtp_packets_total\{direction="out"\}'))
     accepted = re.compile(r'^masterz_media_rtp_packets_total\{direction="in"\}')
@@ -194,6 +196,7 @@ start_masterz() {
         --role agent --sip-username agent --sip-password agent-sip-secret >/dev/null
     "$bin" admin create-trunk --company load --name "Load trunk" --host "127.0.0.1:$UAC_PORT" \
         --source 127.0.0.1/32 --did "$DID" >/dev/null
+    [ "${RECORDING:-0}" = 1 ] && "$bin" admin set-recording --company load on >/dev/null
     # Many RTP sockets: two per leg, two legs per call.
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     "$bin" serve >"$WORK/masterz.log" 2>&1 &
@@ -462,6 +465,9 @@ out = {
   "uas_cpu_pct": round(100 * ($uas1 - $uas0) / hz / window, 1),
   "host_busy_pct": round(100 * (1 - ($i1 - $i0) / max(1, $h1 - $h0)), 1),
   "mz_counters": m.get("all", {}),
+  "recording": ${RECORDING:-0},
+  "rec_frames": m.get("all", {}).get("masterz_recording_frames_total", 0),
+  "rec_frames_dropped": m.get("all", {}).get("masterz_recording_frames_dropped_total", 0),
 }
 print(json.dumps(out))
 PY

@@ -9,7 +9,9 @@
 //!   extension;
 //! - [`midcall`]: hold and resume, blind and attended transfer, DTMF, session refresh, media
 //!   timeout;
-//! - [`bad_input`]: unknown source (403), G.729 only (488), garbage and spoofed RTP.
+//! - [`bad_input`]: unknown source (403), G.729 only (488), garbage and spoofed RTP;
+//! - [`recording`] (issue 5): caller left and agent right in a WAV as long as the call, nothing
+//!   without the switch, the consent prompt before ringing; [`crash`]: `kill -9` mid-call.
 //!
 //! Every test starts its own server (SQLite, ports 0, a distinct RTP port range) and its own
 //! peers on free ports, so they run in parallel; each is bounded by the peers' timeouts.
@@ -29,6 +31,8 @@ mod attended;
 mod audio;
 mod bad_input;
 mod click;
+mod crash;
 mod inbound;
 mod midcall;
 mod outbound;
+mod recording;
