@@ -1,7 +1,8 @@
 //! One relay step of the pure media relay (parse, latch check, statistics, rewrite, counters),
 //! with the same codec on both legs and with PCMU → PCMA transcoding of a 160-byte (20 ms)
-//! frame; and the transcoding and the G.711 decoding of 160 samples alone. Figures, with the
-//! command and machine, are in docs/benchmarks.md.
+//! frame; the same steps through `handle_rtp_tapped` with a tap that copies the frame out; and
+//! the transcoding and the G.711 decoding of 160 samples alone. Figures, with the command and
+//! machine, are in docs/benchmarks.md.
 //!
 //! `CARGO_TARGET_DIR=/work/target-rtp cargo bench -p masterz-media --bench relay`
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use masterz_media::codec::{Codec, Direction};
-use masterz_media::relay::{LegConfig, Relay, RelayConfig, Side, Verdict};
+use masterz_media::relay::{LegConfig, Relay, RelayConfig, Side, TapFrame, Verdict};
 use masterz_media::{g711, rtp, transcode};
 
 fn leg(remote: SocketAddr, codec: Codec) -> LegConfig {
@@ -26,7 +27,7 @@ fn leg(remote: SocketAddr, codec: Codec) -> LegConfig {
     }
 }
 
-fn relay_step(c: &mut Criterion, name: &str, b_codec: Codec) {
+fn relay_step(c: &mut Criterion, name: &str, b_codec: Codec, tapped: bool) {
     // Benchmarks may read the clock: this is the origin of the virtual time below.
     #[allow(clippy::disallowed_methods)]
     let t0 = Instant::now();
@@ -53,6 +54,15 @@ fn relay_step(c: &mut Criterion, name: &str, b_codec: Codec) {
     let mut buf = [0u8; 1500];
     let mut seq: u16 = 0;
     let mut now = t0;
+    // What a recorder's tap costs: copy the frame into a fixed buffer (as it would into a
+    // preallocated ring before handing it to the recording task).
+    let mut recorded = [0u8; 1500];
+    let mut recorded_len = 0usize;
+    let mut tap = |f: TapFrame<'_>| {
+        let n = f.payload.len().min(recorded.len());
+        recorded[..n].copy_from_slice(&f.payload[..n]);
+        recorded_len = n;
+    };
     let mut group = c.benchmark_group("relay");
     group.throughput(Throughput::Elements(1));
     group.bench_function(name, |bench| {
@@ -63,20 +73,30 @@ fn relay_step(c: &mut Criterion, name: &str, b_codec: Codec) {
             buf[2..4].copy_from_slice(&seq.to_be_bytes());
             let ts = u32::from(seq) * 160;
             buf[4..8].copy_from_slice(&ts.to_be_bytes());
-            let v = relay.handle_rtp(now, Side::A, a, black_box(&mut buf), 172);
+            let v = if tapped {
+                relay.handle_rtp_tapped(now, Side::A, a, black_box(&mut buf), 172, &mut tap)
+            } else {
+                relay.handle_rtp(now, Side::A, a, black_box(&mut buf), 172)
+            };
             debug_assert!(matches!(v, Verdict::Forward { .. }));
             black_box(v)
         })
     });
     group.finish();
+    black_box((recorded, recorded_len));
 }
 
 fn same_codec(c: &mut Criterion) {
-    relay_step(c, "step_pcmu_to_pcmu_160", Codec::Pcmu);
+    relay_step(c, "step_pcmu_to_pcmu_160", Codec::Pcmu, false);
 }
 
 fn transcoding(c: &mut Criterion) {
-    relay_step(c, "step_pcmu_to_pcma_160", Codec::Pcma);
+    relay_step(c, "step_pcmu_to_pcma_160", Codec::Pcma, false);
+}
+
+fn tapped(c: &mut Criterion) {
+    relay_step(c, "step_tapped_pcmu_to_pcmu_160", Codec::Pcmu, true);
+    relay_step(c, "step_tapped_pcmu_to_pcma_160", Codec::Pcma, true);
 }
 
 fn g711_only(c: &mut Criterion) {
@@ -96,5 +116,5 @@ fn g711_only(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, same_codec, transcoding, g711_only);
+criterion_group!(benches, same_codec, transcoding, tapped, g711_only);
 criterion_main!(benches);

@@ -4,7 +4,8 @@
 //! # Drive loop
 //!
 //! - inputs: [`Relay::handle_rtp`] (a datagram on a side's RTP port; returns at once whether
-//!   and where to forward it — the buffer is rewritten in place), [`Relay::handle_rtcp`] (a
+//!   and where to forward it — the buffer is rewritten in place; [`Relay::handle_rtp_tapped`]
+//!   also hands each forwarded audio frame to a recording tap), [`Relay::handle_rtcp`] (a
 //!   datagram on a side's RTCP port), [`Relay::handle_timeout`] (the deadline of
 //!   [`Relay::poll_timeout`] passed);
 //! - commands: [`Relay::configure`] (a side's SDP, at answer, re-INVITE or transfer),
@@ -29,6 +30,7 @@
 //!
 //! One [`Relay::handle_rtp`] step allocates nothing; every queue is a fixed array.
 
+mod forward;
 mod inject;
 mod leg;
 mod report;
@@ -38,15 +40,14 @@ mod tests;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use forward::TapFrame;
 use leg::{Leg, Ring};
 pub use leg::{LegCounters, PeerReport};
 
 use crate::codec::{Codec, Direction};
-use crate::dtmf::{self, TelephoneEvent};
-use crate::rewrite::{Rewriter, Source};
-use crate::rtp::{self, RtpPacketMut};
+use crate::dtmf;
+use crate::rewrite::Rewriter;
 use crate::stats::ReceiveStats;
-use crate::transcode;
 
 /// One side of a relayed call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -347,140 +348,6 @@ impl Relay {
     }
 
     // ---- inputs ----
-
-    /// A datagram of `len` bytes arrived on `side`'s RTP port from `from`. On
-    /// [`Verdict::Forward`] the buffer holds the packet to send, rewritten in place.
-    pub fn handle_rtp(
-        &mut self,
-        now: Instant,
-        side: Side,
-        from: SocketAddr,
-        buf: &mut [u8],
-        len: usize,
-    ) -> Verdict {
-        self.now = now;
-        let Some(packet) = buf.get_mut(..len) else {
-            self.legs[side.index()].drop(DropReason::Malformed);
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        if rtp::is_rtcp(packet) {
-            // rtcp-mux was not negotiated, but read it anyway rather than relay it.
-            let _ = self.handle_rtcp(now, side, from, packet);
-            self.legs[side.index()].drop(DropReason::Rtcp);
-            return Verdict::Drop(DropReason::Rtcp);
-        }
-        match self.relay_rtp(now, side, from, packet) {
-            Ok(to) => Verdict::Forward { to, len },
-            Err(reason) => {
-                self.legs[side.index()].drop(reason);
-                Verdict::Drop(reason)
-            }
-        }
-    }
-
-    fn relay_rtp(
-        &mut self,
-        now: Instant,
-        side: Side,
-        from: SocketAddr,
-        packet: &mut [u8],
-    ) -> Result<SocketAddr, DropReason> {
-        let arrival = self.clock_units(now);
-        let len = packet.len() as u64;
-        let [a, b] = &mut self.legs;
-        let (src, dst) = match side {
-            Side::A => (a, b),
-            Side::B => (b, a),
-        };
-        let mut rtp = RtpPacketMut::parse(packet).map_err(|_| DropReason::Malformed)?;
-        let Some(src_params) = src.params else {
-            return Err(DropReason::NotConfigured);
-        };
-        match src.latched {
-            Some(addr) if addr != from => return Err(DropReason::ForeignSource),
-            Some(_) => {}
-            None => src.latched = Some(from),
-        }
-        let view = rtp.view();
-        let (pt, seq, ts, ssrc) = (
-            view.payload_type(),
-            view.sequence(),
-            view.timestamp(),
-            view.ssrc(),
-        );
-        let is_event = src_params.telephone_event == Some(pt);
-        if pt != src_params.payload_type && !is_event {
-            return Err(DropReason::UnknownPayloadType);
-        }
-        let event = if is_event {
-            Some(TelephoneEvent::parse(view.payload()).map_err(|_| DropReason::Malformed)?)
-        } else {
-            None
-        };
-
-        // Accepted from this side: count, time and statistics.
-        src.counters.packets_in += 1;
-        src.counters.bytes_in += len;
-        src.last_rx = now;
-        if src.timed_out {
-            src.timed_out = false;
-            if self.next_timeout_check.is_none() {
-                self.next_timeout_check = Some(now + self.config.media_timeout);
-            }
-        }
-        if src.rx_ssrc != Some(ssrc) {
-            src.rx_ssrc = Some(ssrc);
-            src.rx_stats = ReceiveStats::new(seq);
-        }
-        src.rx_stats.update_seq(seq);
-        src.rx_stats.update_jitter(arrival, ts);
-        if let Some(e) = event
-            && e.end
-            && src.last_event_ts != Some(ts)
-        {
-            src.last_event_ts = Some(ts);
-            src.counters.dtmf_in += 1;
-            if let Some(digit) = e.digit() {
-                let duration_ms = u32::from(e.duration) * 1000 / dtmf::CLOCK_RATE;
-                self.events.push(Some(Event::Dtmf {
-                    from: side,
-                    digit,
-                    duration_ms,
-                }));
-            }
-        }
-
-        // Toward the other side.
-        let Some(dst_params) = dst.params else {
-            return Err(DropReason::NoDestination);
-        };
-        if !dst_params.direction.receives() {
-            return Err(DropReason::OnHold);
-        }
-        let to = dst.rtp_destination().ok_or(DropReason::NoDestination)?;
-        if dst.inject.active.is_some() {
-            return Err(DropReason::Suppressed);
-        }
-        if is_event {
-            let out_pt = dst_params
-                .telephone_event
-                .ok_or(DropReason::DtmfUnsupported)?;
-            rtp.set_payload_type(out_pt);
-        } else {
-            rtp.set_payload_type(dst_params.payload_type);
-            if src_params.codec != dst_params.codec {
-                transcode::transcode(src_params.codec, dst_params.codec, rtp.payload_mut());
-            }
-        }
-        let (out_seq, out_ts) = dst.tx.map(now, Source::Relayed(ssrc), seq, ts);
-        rtp.set_sequence(out_seq);
-        rtp.set_timestamp(out_ts);
-        rtp.set_ssrc(dst.tx.ssrc());
-        dst.counters.packets_out += 1;
-        dst.counters.bytes_out += len;
-        dst.counters.payload_out += rtp.view().payload().len() as u64;
-        Ok(to)
-    }
 
     /// The deadline of [`Relay::poll_timeout`] has passed.
     pub fn handle_timeout(&mut self, now: Instant) {

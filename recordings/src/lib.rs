@@ -16,4 +16,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod align;
 pub mod layout;
+pub mod repair;
+pub mod wav;
+
+pub use align::{AlignConfig, AlignStats, Aligner, Channel, ChannelStats, Frame};
+pub use repair::{RepairError, Repaired, repair};
+pub use wav::{RecordingError, StereoWav, WavSummary};
+
+/// The sample rate of everything this crate records (narrowband telephony).
+pub const SAMPLE_RATE: u32 = 8000;

@@ -2,9 +2,11 @@
 //! DTMF both ways, hold, RTCP and the media timeout.
 
 use super::*;
+use crate::dtmf::TelephoneEvent;
 use crate::g711;
 use crate::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{HEADER_LEN, RtpPacket};
+use crate::{rtp, transcode};
 use proptest::prelude::*;
 
 /// The origin of the virtual clock: the one wall-clock read in these tests.
@@ -534,3 +536,5 @@ fn a_train_stops_when_telephone_event_is_renegotiated_away() {
     // Only the RTCP and timeout timers remain, in the future.
     assert!(r.poll_timeout().is_some_and(|t| t > t0 + ms(60)));
 }
+
+mod tap;
