@@ -34,8 +34,9 @@ pub(crate) use self::recovery::recover;
 use crate::domain::CompanyId;
 use crate::store::{self, Db};
 
-/// Largest RTP payload kept per frame: 120 ms of G.711. Longer payloads are cut (and counted).
-pub(crate) const MAX_PAYLOAD: usize = 960;
+/// Largest payload carried per queued frame: 40 ms of G.711 (ptime 20 takes one frame, longer
+/// packets are split). Small, so that the queue stays small: ~360 bytes a frame.
+pub(crate) const MAX_PAYLOAD: usize = 320;
 
 /// One audio frame on its way to the recorder thread.
 pub(crate) struct FrameMsg {
@@ -119,25 +120,29 @@ impl Tap {
     /// Copies one relayed frame into the queue; never waits. A full queue drops the frame.
     #[inline]
     pub fn push(&self, now: Instant, frame: &TapFrame<'_>) {
-        let len = frame.payload.len().min(MAX_PAYLOAD);
-        let mut msg = FrameMsg {
-            stream: self.stream,
-            from: frame.from,
-            codec: frame.codec,
-            ssrc: frame.ssrc,
-            timestamp: frame.timestamp,
-            arrival: now,
-            len: len as u16,
-            payload: [0; MAX_PAYLOAD],
-        };
-        msg.payload[..len].copy_from_slice(&frame.payload[..len]);
-        match self.frames.try_send(msg) {
-            Ok(()) => {
-                self.stats.sent.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Relaxed);
-                self.metrics.dropped.fetch_add(1, Relaxed);
+        let mut timestamp = frame.timestamp;
+        for chunk in frame.payload.chunks(MAX_PAYLOAD) {
+            let mut msg = FrameMsg {
+                stream: self.stream,
+                from: frame.from,
+                codec: frame.codec,
+                ssrc: frame.ssrc,
+                timestamp,
+                arrival: now,
+                len: chunk.len() as u16,
+                payload: [0; MAX_PAYLOAD],
+            };
+            msg.payload[..chunk.len()].copy_from_slice(chunk);
+            // G.711: one byte per sample.
+            timestamp = timestamp.wrapping_add(chunk.len() as u32);
+            match self.frames.try_send(msg) {
+                Ok(()) => {
+                    self.stats.sent.fetch_add(1, Relaxed);
+                }
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.stats.dropped.fetch_add(1, Relaxed);
+                    self.metrics.dropped.fetch_add(1, Relaxed);
+                }
             }
         }
     }
