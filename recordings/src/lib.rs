@@ -18,10 +18,12 @@
 
 pub mod align;
 pub mod layout;
+pub mod prompt;
 pub mod repair;
 pub mod wav;
 
 pub use align::{AlignConfig, AlignStats, Aligner, Channel, ChannelStats, Frame};
+pub use prompt::{MAX_PROMPT_SECS, PromptError, decode_prompt};
 pub use repair::{RepairError, Repaired, repair};
 pub use wav::{RecordingError, StereoWav, WavSummary};
 
