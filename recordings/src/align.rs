@@ -210,12 +210,16 @@ impl Aligner {
             return;
         }
         let n = upto - self.written;
-        // A `now` that does not fit in memory is a driver bug; there is nothing sensible to emit.
-        let Ok(n_usize) = usize::try_from(n) else {
+        // A `now` whose output cannot even be counted in memory is a driver bug; nothing is
+        // emitted for it.
+        let start = out.len();
+        let Some((n_usize, total)) = usize::try_from(n)
+            .ok()
+            .and_then(|n| Some((n, n.checked_mul(2)?.checked_add(start)?)))
+        else {
             return;
         };
-        let start = out.len();
-        out.resize(start + 2 * n_usize, 0);
+        out.resize(total, 0);
         for (side, lane) in self.lanes.iter_mut().enumerate() {
             let k = n_usize.min(lane.slots.len());
             let mut silence = (n_usize - k) as u64;

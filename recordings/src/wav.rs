@@ -1,11 +1,11 @@
 //! The recording file: 8 kHz stereo 16-bit PCM WAV (left: customer, right: agent), written as
 //! the aligner emits it, with a header made valid at every checkpoint so that a crash loses at
-//! most the audio since the last one ([`crate::repair`] recovers that too).
+//! most the audio since the last one ([`crate::repair()`] recovers that too).
 //!
-//! `StereoWav` is generic over the writer: the driver passes its file (a `BufWriter<File>`, or
-//! `&mut` one to keep the file for `sync_all` after [`StereoWav::finish`]). hound does no
-//! buffering of its own, so an unbuffered file costs one `write` system call per
-//! [`StereoWav::append`].
+//! `StereoWav` is generic over the writer. hound does no buffering of its own, so an unbuffered
+//! file costs one `write` system call per [`StereoWav::append`]: the driver passes a
+//! `BufWriter<Arc<File>>` (`Arc<File>` is `Write + Seek`) and keeps a clone of the `Arc` to
+//! `sync_all` after [`StereoWav::finish`], which flushes but cannot hand the writer back.
 
 use std::io::{Seek, Write};
 
@@ -243,6 +243,12 @@ mod tests {
         assert_eq!(samples, before);
         bytes.truncate(10);
         assert!(hound::WavReader::new(Cursor::new(&bytes)).is_err());
+    }
+
+    #[test]
+    fn the_drivers_writer_type_fits() {
+        fn writer<W: Write + Seek>() {}
+        writer::<std::io::BufWriter<std::sync::Arc<std::fs::File>>>();
     }
 
     #[test]
