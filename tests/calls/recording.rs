@@ -125,7 +125,7 @@ async fn a_recorded_call_has_the_caller_left_and_the_agent_right_for_as_long_as_
         .await;
     caller.assert_success();
     let _ = uas.stop();
-    let calls = pbx.wait_calls(1, |c| !c["ended_at"].is_null()).await;
+    let calls = pbx.wait_calls(Duration::from_secs(20), "1 ended", |c| c.len() >= 1 && c.iter().all(|c| !c["ended_at"].is_null())).await;
     let call = &calls[0];
     assert_eq!(text(call, "status"), "completed", "{call}");
     let recs = finished_recordings(&pbx, 1).await;
@@ -239,7 +239,7 @@ async fn without_the_switch_nothing_is_recorded_and_each_switch_is_audited() {
     call().run_async().await.assert_success();
     record_company(&pbx, false).await;
     let _ = uas.stop();
-    pbx.wait_calls(2, |c| !c["ended_at"].is_null()).await;
+    pbx.wait_calls(Duration::from_secs(20), "2 ended", |c| c.len() >= 2 && c.iter().all(|c| !c["ended_at"].is_null())).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(recordings(&pbx).await.is_empty());
     assert!(
@@ -361,7 +361,7 @@ async fn the_consent_prompt_plays_to_the_caller_before_agents_ring() {
     caller.wait_async().await.assert_success();
     let _ = uas.stop();
     assert!(early > 0, "no prompt audio reached the caller while it rang");
-    let calls = pbx.wait_calls(1, |c| !c["ended_at"].is_null()).await;
+    let calls = pbx.wait_calls(Duration::from_secs(20), "1 ended", |c| c.len() >= 1 && c.iter().all(|c| !c["ended_at"].is_null())).await;
     let detail = pbx.call(num(&calls[0], "id")).await;
     let kinds = crate::pbx::event_kinds(&detail);
     let prompt = kinds.iter().position(|k| k == "prompt_played");
