@@ -191,6 +191,8 @@ impl SessionTask {
                     digit,
                     duration_ms,
                 },
+                // Prompts are not played by the engine yet.
+                masterz_media::relay::Event::PlaybackDone { .. } => continue,
             };
             // The call may be gone already; then nobody needs the event.
             let _ = self.notices.send(MediaNotice {

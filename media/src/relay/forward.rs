@@ -162,7 +162,7 @@ impl Relay {
             return Err(DropReason::OnHold);
         }
         let to = dst.rtp_destination().ok_or(DropReason::NoDestination)?;
-        if dst.inject.active.is_some() {
+        if dst.inject.active.is_some() || dst.playback.is_some() {
             return Err(DropReason::Suppressed);
         }
         if is_event {
