@@ -109,7 +109,7 @@ pub(crate) struct Injection {
     pub(crate) queue: Ring<(u8, u32), 32>,
     /// Earliest start of the next queued digit (a pause between digits).
     pub(crate) next_start: Option<Instant>,
-    /// Trains started so far: each is its own source for the rewriter.
+    /// Trains and prompts started so far: each is its own source for the rewriter.
     pub(crate) trains: u32,
 }
 
@@ -138,10 +138,8 @@ pub(crate) struct Leg {
     pub(crate) next_rtcp: Option<Instant>,
     pub(crate) rtcp_due: bool,
     pub(crate) inject: Injection,
-    /// The prompt playing to this side, and prompts started so far (each is its own source
-    /// for the rewriter).
+    /// The prompt playing to this side.
     pub(crate) playback: Option<Playback>,
-    pub(crate) prompts: u32,
 }
 
 impl Leg {
@@ -163,7 +161,6 @@ impl Leg {
             rtcp_due: false,
             inject: Injection::default(),
             playback: None,
-            prompts: 0,
         }
     }
 

@@ -4,9 +4,10 @@
 //! - **Pacing**: packet `k` is due at `start + k·ptime`, where `start` is when the first packet
 //!   goes out; a late timer sends what is due at once (the timestamps keep the schedule), so the
 //!   prompt never stretches.
-//! - **Stream**: each prompt is its own [`Source::Prompt`] for the rewriter: sequence numbers
-//!   continue from the relayed audio, the timestamp jumps by the time elapsed, then advances by
-//!   the samples per packet; when the relayed audio comes back it is re-anchored the same way.
+//! - **Stream**: each prompt is its own [`Source::Injected`] for the rewriter (numbered with the
+//!   DTMF trains, so that no two generated runs share one): sequence numbers continue from the
+//!   relayed audio, the timestamp jumps by the time elapsed, then advances by the samples per
+//!   packet; when the relayed audio comes back it is re-anchored the same way.
 //! - **Suppression**: audio relayed toward the side is dropped ([`DropReason::Suppressed`])
 //!   until the prompt ends, one `ptime` after its last packet (that packet's duration).
 //! - **DTMF**: the prompt and generated DTMF toward the same side never interleave (a phone
@@ -139,7 +140,8 @@ impl Relay {
             20
         };
         let samples = (ptime_ms * params.codec.clock_rate() / 1000) as usize;
-        leg.prompts = leg.prompts.wrapping_add(1);
+        // Numbered with the DTMF trains: a distinct source, so the stream re-anchors on it.
+        leg.inject.trains = leg.inject.trains.wrapping_add(1);
         leg.playback = Some(Playback {
             packets: u32::try_from(audio.len().div_ceil(samples)).unwrap_or(u32::MAX),
             audio,
@@ -148,7 +150,7 @@ impl Relay {
             interval: Duration::from_millis(u64::from(ptime_ms)),
             start: now,
             next: 0,
-            source: Source::Prompt(leg.prompts),
+            source: Source::Injected(leg.inject.trains),
             marker: true,
         });
         Ok(())

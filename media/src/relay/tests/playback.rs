@@ -416,7 +416,8 @@ proptest! {
                 done += 1;
             }
             // The driver wakes at the deadline, or later.
-            now = r.poll_timeout().map_or(now, |t| t.max(now)) + ms(late_ms).max(Duration::from_micros(1));
+            let next = r.poll_timeout().map_or(now, |t| t.max(now));
+            now = next + ms(late_ms).max(Duration::from_micros(1));
         }
         prop_assert_eq!(done, 1);
         prop_assert!(!r.is_playing(Side::B));
