@@ -17,8 +17,8 @@
 //!   write), [`stats`] (RFC 3550 A.1/A.8 receive statistics), [`rewrite`] (one continuous
 //!   outgoing stream across source changes), [`dtmf`] (RFC 4733 events and their generator);
 //! - [`sdp`] (audio-only SDP and RFC 3264 offer/answer), [`codec`] (shared by SDP and relay);
-//! - [`relay`]: the per-call media relay (latching, payload-type mapping, hold, DTMF, RTCP,
-//!   media timeout), driven by `src/media_engine/`.
+//! - [`relay`]: the per-call media relay (latching, payload-type mapping, hold, DTMF, prompts,
+//!   a recording tap, RTCP, media timeout), driven by `src/media_engine/`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

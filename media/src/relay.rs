@@ -9,9 +9,9 @@
 //!   datagram on a side's RTCP port), [`Relay::handle_timeout`] (the deadline of
 //!   [`Relay::poll_timeout`] passed);
 //! - commands: [`Relay::configure`] (a side's SDP, at answer, re-INVITE or transfer),
-//!   [`Relay::send_dtmf`];
-//! - outputs, drained after every input: [`Relay::poll_transmit`] (generated packets: DTMF and
-//!   RTCP reports, written into the caller's buffer), [`Relay::poll_event`], and
+//!   [`Relay::send_dtmf`], [`Relay::play`] and [`Relay::stop_playing`] (a prompt);
+//! - outputs, drained after every input: [`Relay::poll_transmit`] (generated packets: DTMF,
+//!   prompts and RTCP reports, written into the caller's buffer), [`Relay::poll_event`], and
 //!   [`Relay::poll_timeout`].
 //!
 //! # What it does
@@ -24,6 +24,8 @@
 //! - **Payload types and codecs are mapped**: PCMU ↔ PCMA transcoding only where the two
 //!   sides' codecs differ; telephone events are relayed with their payload type mapped and
 //!   reported as [`Event::Dtmf`].
+//! - **Prompts**: a recording played to one side in place of the relayed audio, paced by the
+//!   timer ([`Relay::play`]).
 //! - **Hold**: nothing goes to a side whose SDP says it does not receive.
 //! - **RTCP** terminates here: the peer's reports are read; we send each side our own SR/RR.
 //! - **Media timeout**: a side silent for `media_timeout` while both are `sendrecv` → an event.
@@ -33,6 +35,7 @@
 mod forward;
 mod inject;
 mod leg;
+mod playback;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -43,6 +46,7 @@ use std::time::{Duration, Instant};
 pub use forward::TapFrame;
 use leg::{Leg, Ring};
 pub use leg::{LegCounters, PeerReport};
+pub use playback::PlayError;
 
 use crate::codec::{Codec, Direction};
 use crate::dtmf;
@@ -129,7 +133,7 @@ pub enum DropReason {
     NoDestination,
     /// The other side does not receive (hold, inactive).
     OnHold,
-    /// The other side is receiving a DTMF train generated here.
+    /// The other side is receiving a DTMF train or a prompt generated here.
     Suppressed,
     /// A telephone event, and the other side did not negotiate telephone-event.
     DtmfUnsupported,
@@ -201,6 +205,12 @@ pub enum Event {
         digit: char,
         /// Its duration.
         duration_ms: u32,
+    },
+    /// A prompt started with [`Relay::play`] has been sent to a side in full (not raised
+    /// when it was stopped or replaced).
+    PlaybackDone {
+        /// The side it was played to.
+        side: Side,
     },
 }
 
@@ -368,6 +378,7 @@ impl Relay {
             self.next_timeout_check = None;
             self.check_media_timeout(now);
         }
+        self.finish_playback(now);
     }
 
     fn check_media_timeout(&mut self, now: Instant) {
@@ -417,21 +428,28 @@ impl Relay {
                 at = Some(at.map_or(t, |a| a.min(t)));
             }
         };
-        for leg in &self.legs {
+        for side in [Side::A, Side::B] {
+            let leg = &self.legs[side.index()];
             earliest(leg.next_rtcp);
             earliest(leg.inject.active.as_ref().and_then(|g| g.poll_timeout()));
-            if leg.inject.active.is_none() && !leg.inject.queue.is_empty() {
+            // Queued digits wait for the end of a prompt.
+            if leg.inject.active.is_none() && !leg.inject.queue.is_empty() && leg.playback.is_none()
+            {
                 earliest(leg.inject.next_start);
             }
+            earliest(self.playback_timeout(side));
         }
         at
     }
 
-    /// Writes the next generated packet (DTMF, then RTCP) that is due into `buf` (at least
-    /// 1500 bytes is safe) and says where it goes.
+    /// Writes the next generated packet (DTMF, prompt, then RTCP) that is due into `buf` (at
+    /// least 1500 bytes is safe) and says where it goes.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         for side in [Side::A, Side::B] {
             if let Some(t) = self.poll_dtmf(side, buf) {
+                return Some(t);
+            }
+            if let Some(t) = self.poll_playback(side, buf) {
                 return Some(t);
             }
         }

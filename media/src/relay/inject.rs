@@ -17,7 +17,8 @@ impl Relay {
         loop {
             let inj = &mut leg.inject;
             if inj.active.is_none() {
-                if inj.next_start.is_none_or(|t| now < t) {
+                // A prompt playing to this side goes first; the digit waits for its end.
+                if inj.next_start.is_none_or(|t| now < t) || leg.playback.is_some() {
                     return None;
                 }
                 let Some((event, ms)) = inj.queue.pop() else {

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::playback::Playback;
 use super::{DropReason, LegConfig};
 use crate::dtmf::DtmfGenerator;
 use crate::rewrite::Rewriter;
@@ -30,6 +31,8 @@ pub struct LegCounters {
     pub dtmf_in: u64,
     /// DTMF packets generated toward this side.
     pub dtmf_injected: u64,
+    /// Prompt packets ([`super::Relay::play`]) sent to this side.
+    pub prompt_packets: u64,
     /// Packets received on this side's ports and not relayed, by [`DropReason::index`].
     pub dropped: [u64; DropReason::ALL.len()],
 }
@@ -106,7 +109,7 @@ pub(crate) struct Injection {
     pub(crate) queue: Ring<(u8, u32), 32>,
     /// Earliest start of the next queued digit (a pause between digits).
     pub(crate) next_start: Option<Instant>,
-    /// Trains started so far: each is its own source for the rewriter.
+    /// Trains and prompts started so far: each is its own source for the rewriter.
     pub(crate) trains: u32,
 }
 
@@ -135,6 +138,8 @@ pub(crate) struct Leg {
     pub(crate) next_rtcp: Option<Instant>,
     pub(crate) rtcp_due: bool,
     pub(crate) inject: Injection,
+    /// The prompt playing to this side.
+    pub(crate) playback: Option<Playback>,
 }
 
 impl Leg {
@@ -155,6 +160,7 @@ impl Leg {
             next_rtcp: None,
             rtcp_due: false,
             inject: Injection::default(),
+            playback: None,
         }
     }
 

@@ -537,4 +537,5 @@ fn a_train_stops_when_telephone_event_is_renegotiated_away() {
     assert!(r.poll_timeout().is_some_and(|t| t > t0 + ms(60)));
 }
 
+mod playback;
 mod tap;
