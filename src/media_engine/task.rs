@@ -170,14 +170,12 @@ impl SessionTask {
                 Port::Rtp => {
                     let verdict = match &self.tap {
                         None => self.relay.handle_rtp(now, side, from, buf, len),
-                        Some(tap) => self.relay.handle_rtp_tapped(
-                            now,
-                            side,
-                            from,
-                            buf,
-                            len,
-                            &mut |f| tap.push(now, &f),
-                        ),
+                        Some(tap) => {
+                            self.relay
+                                .handle_rtp_tapped(now, side, from, buf, len, &mut |f| {
+                                    tap.push(now, &f)
+                                })
+                        }
                     };
                     if let Verdict::Forward { to, len } = verdict {
                         let out = &self.sockets[socket_index(side.other(), Port::Rtp)];

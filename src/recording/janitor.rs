@@ -50,7 +50,10 @@ pub(crate) async fn reap(db: &Db, data_dir: &Path) -> store::Result<usize> {
             let path = data_dir.join(&d.path);
             // Only paths under recordings/ are ever queued; refuse anything else.
             if !is_recording_path(&d.path) {
-                tracing::error!(path = d.path, "refusing to remove a file outside recordings/");
+                tracing::error!(
+                    path = d.path,
+                    "refusing to remove a file outside recordings/"
+                );
             } else {
                 match tokio::fs::remove_file(&path).await {
                     Ok(()) => removed += 1,

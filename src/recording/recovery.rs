@@ -41,8 +41,13 @@ pub(crate) async fn recover(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
             },
         )
         .await?;
-        tracing::warn!(recording = r.id, call = r.call_id, status, duration_ms,
-            "closed a recording interrupted by a restart");
+        tracing::warn!(
+            recording = r.id,
+            call = r.call_id,
+            status,
+            duration_ms,
+            "closed a recording interrupted by a restart"
+        );
     }
     let mut conn = db.conn().await?;
     let ended = store::calls::end_interrupted(&mut conn.ex(), store::now_ms()).await?;

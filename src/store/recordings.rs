@@ -141,7 +141,11 @@ pub async fn unfinished(ex: &mut Ex<'_>) -> Result<Vec<Unfinished>> {
 
 /// Recording `id` of `company`.
 pub async fn get(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<Option<Recording>> {
-    let sql = concat!("SELECT ", columns!(), " WHERE r.company_id = $1 AND r.id = $2");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " WHERE r.company_id = $1 AND r.id = $2"
+    );
     Ok(q!(ex, opt Recording, sql, company, id)?)
 }
 
@@ -230,7 +234,12 @@ pub async fn pending_deletions(ex: &mut Ex<'_>, limit: i64) -> Result<Vec<Deleti
 
 /// The file of queue entry `id` is gone.
 pub async fn deletion_done(ex: &mut Ex<'_>, id: i64) -> Result<()> {
-    q!(ex, exec, "DELETE FROM recording_deletions WHERE id = $1", id)?;
+    q!(
+        ex,
+        exec,
+        "DELETE FROM recording_deletions WHERE id = $1",
+        id
+    )?;
     Ok(())
 }
 

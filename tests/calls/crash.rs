@@ -232,7 +232,11 @@ async fn kill_9_during_a_recorded_call_keeps_the_audio_up_to_the_last_second() {
     drop(conn);
     drop(server);
     assert_eq!(rec.status, "repaired", "{rec:?}");
-    assert_eq!(call.end_reason.as_deref(), Some("server restart"), "{call:?}");
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("server restart"),
+        "{call:?}"
+    );
     assert!(call.ended_at.is_some());
 
     let path = d.join(&rec.path);
@@ -251,7 +255,11 @@ async fn kill_9_during_a_recorded_call_keeps_the_audio_up_to_the_last_second() {
     assert!(crate::recording::goertzel(&r, 1000.0) > 100.0 * crate::recording::goertzel(&r, 440.0));
     let sox = Command::new("sox").arg("--i").arg(&path).output().unwrap();
     let info = String::from_utf8_lossy(&sox.stdout);
-    assert!(sox.status.success(), "sox --i: {info} {}", String::from_utf8_lossy(&sox.stderr));
+    assert!(
+        sox.status.success(),
+        "sox --i: {info} {}",
+        String::from_utf8_lossy(&sox.stderr)
+    );
     assert!(info.contains("Channels       : 2"), "{info}");
     assert!(info.contains("Sample Rate    : 8000"), "{info}");
     assert_eq!(

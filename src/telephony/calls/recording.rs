@@ -156,8 +156,7 @@ impl CallControl {
             Ok(tap) => {
                 if let Some(m) = call.media.as_ref() {
                     m.record(tap);
-                    self.db
-                        .event(company, row, "recording_started", None, None);
+                    self.db.event(company, row, "recording_started", None, None);
                 }
             }
             Err(e) => {
