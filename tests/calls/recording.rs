@@ -132,7 +132,7 @@ async fn a_recorded_call_has_the_caller_left_and_the_agent_right_for_as_long_as_
     let _ = uas.stop();
     let calls = pbx
         .wait_calls(Duration::from_secs(20), "1 ended", |c| {
-            c.len() >= 1 && c.iter().all(|c| !c["ended_at"].is_null())
+            !c.is_empty() && c.iter().all(|c| !c["ended_at"].is_null())
         })
         .await;
     let call = &calls[0];
@@ -384,7 +384,7 @@ async fn the_consent_prompt_plays_to_the_caller_before_agents_ring() {
     );
     let calls = pbx
         .wait_calls(Duration::from_secs(20), "1 ended", |c| {
-            c.len() >= 1 && c.iter().all(|c| !c["ended_at"].is_null())
+            !c.is_empty() && c.iter().all(|c| !c["ended_at"].is_null())
         })
         .await;
     let detail = pbx.call(num(&calls[0], "id")).await;
