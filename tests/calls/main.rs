@@ -36,3 +36,5 @@ mod inbound;
 mod midcall;
 mod outbound;
 mod recording;
+mod recording_midcall;
+mod recording_retention;
