@@ -144,6 +144,10 @@ string_enum! {
         AuditRead = "audit:read",
         /// Create and revoke one's own API tokens.
         TokensWrite = "tokens:write",
+        /// List call recordings and play them (each playback is audited).
+        RecordingsRead = "recordings:read",
+        /// Delete call recordings.
+        RecordingsDelete = "recordings:delete",
     }
 }
 
@@ -158,6 +162,8 @@ impl Permission {
         Permission::ConversationsWrite,
         Permission::ChannelsRead,
         Permission::TokensWrite,
+        // Agents listen back to calls; deleting one stays with administrators.
+        Permission::RecordingsRead,
     ];
 }
 

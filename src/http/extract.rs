@@ -223,6 +223,8 @@ pub mod perm {
         ChannelsWrite,
         AuditRead,
         TokensWrite,
+        RecordingsRead,
+        RecordingsDelete,
     );
 }
 

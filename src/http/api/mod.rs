@@ -17,6 +17,7 @@ mod channels;
 mod company;
 mod conversations;
 mod customers;
+mod recordings;
 mod roles;
 mod telephony;
 pub(crate) mod tokens;
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(calls::routes())
         .merge(call_groups::routes())
         .merge(audit::routes())
+        .merge(recordings::routes())
 }
 
 /// Default and largest page size.
