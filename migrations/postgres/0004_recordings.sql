@@ -54,3 +54,8 @@ CREATE TABLE trunk_prompts (
     sha256             TEXT   NOT NULL,
     updated_at         BIGINT NOT NULL
 );
+
+-- Agents listen to recordings: the built-in agent role of existing companies gets the new
+-- permission (new companies get it at creation).
+UPDATE roles SET permissions = permissions || ' recordings:read'
+ WHERE builtin = TRUE AND name = 'agent' AND permissions NOT LIKE '%recordings:read%';

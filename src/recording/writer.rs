@@ -8,7 +8,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use masterz_media::relay::Side;
@@ -22,7 +22,9 @@ const WRITE_EVERY: Duration = Duration::from_millis(100);
 /// How often each file's header is made valid.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Frames handled between two looks at the control queue and the clocks.
-const BATCH: usize = 256;
+const BATCH: usize = 4096;
+/// Sleep between two looks at an empty queue.
+const TICK: Duration = Duration::from_millis(20);
 
 struct Stream {
     recording: i64,
@@ -131,20 +133,18 @@ pub(super) fn run(
                 }
             }
         }
-        match frames.recv_timeout(WRITE_EVERY) {
-            Ok(f) => {
-                handle_frame(&mut streams, &f, &mut pcm, metrics);
-                for _ in 0..BATCH {
-                    match frames.try_recv() {
-                        Ok(f) => handle_frame(&mut streams, &f, &mut pcm, metrics),
-                        Err(_) => break,
-                    }
-                }
+        // Frames are taken in batches on a tick, never one wake-up per frame: a blocked
+        // receiver would make every `try_send` on the relay path a futex wake.
+        let mut taken = 0;
+        while let Ok(f) = frames.try_recv() {
+            handle_frame(&mut streams, &f, &mut pcm, metrics);
+            taken += 1;
+            if taken == BATCH {
+                break;
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(WRITE_EVERY);
-            }
+        }
+        if taken < BATCH {
+            std::thread::sleep(TICK);
         }
         let now = Instant::now();
         if now.duration_since(last_write) >= WRITE_EVERY {
@@ -212,7 +212,7 @@ fn open(path: &Path) -> std::io::Result<StereoWav<BufWriter<File>>> {
         opts.mode(0o600);
     }
     let file = opts.open(path)?;
-    StereoWav::new(BufWriter::with_capacity(64 * 1024, file)).map_err(std::io::Error::other)
+    StereoWav::new(BufWriter::with_capacity(32 * 1024, file)).map_err(std::io::Error::other)
 }
 
 fn close(
