@@ -3,7 +3,13 @@
 //! socket. Prints what was sent, relayed and received, the process CPU per 1000 packets (the
 //! test phones' own send/receive syscalls included) and RSS per session.
 //!
+//! With `MASTERZ_LOAD_DUPLEX=1` each session also carries a stream B → A, as a conversation
+//! does; both legs then latch to the sending socket (symmetric RTP), so the relayed packets go
+//! back to it unread and "received" counts only the first ones. With `MASTERZ_LOAD_RECORD=1` every session is also recorded (a tap into the recorder, WAV files
+//! in a temporary directory): the difference between the two runs is what recording costs.
+//!
 //! `MASTERZ_LOAD_CALLS=1000 cargo bench --bench rtp_engine`
+//! `MASTERZ_LOAD_CALLS=500 MASTERZ_LOAD_RECORD=1 cargo bench --bench rtp_engine`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,7 +61,60 @@ fn cpu_ms() -> u64 {
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
 }
 
-async fn run(calls: usize) {
+/// A recorder over a temporary SQLite database with one call row per session, and its taps.
+async fn recorder(
+    calls: usize,
+) -> (
+    tempfile::TempDir,
+    Arc<masterz::recording::Recorder>,
+    Vec<masterz::recording::Tap>,
+) {
+    use masterz::store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = store::Db::connect(&format!("sqlite://{}/bench.db", dir.path().display()), 4)
+        .await
+        .expect("db");
+    db.migrate().await.expect("migrate");
+    let mut conn = db.conn().await.expect("conn");
+    let company = store::companies::create(&mut conn.ex(), "Bench", "bench")
+        .await
+        .expect("company");
+    let mut rows = Vec::new();
+    for _ in 0..calls {
+        let call = store::calls::NewCall {
+            customer_id: None,
+            direction: "in",
+            from_uri: "sip:caller@bench",
+            to_uri: "sip:did@bench",
+            trunk_id: None,
+            group_id: None,
+            sip_call_id: "bench",
+            agent_user_id: None,
+            started_at: store::now_ms(),
+        };
+        rows.push(
+            store::calls::create(&mut conn.ex(), company.id, &call)
+                .await
+                .expect("call"),
+        );
+    }
+    drop(conn);
+    let recorder =
+        masterz::recording::Recorder::start(db, dir.path(), 16_384, Duration::from_secs(3600))
+            .expect("recorder");
+    let mut taps = Vec::new();
+    for row in rows {
+        taps.push(
+            recorder
+                .start_call(company.id, row, Side::A)
+                .await
+                .expect("recording"),
+        );
+    }
+    (dir, recorder, taps)
+}
+
+async fn run(calls: usize, record: bool, duplex: bool) {
     let engine = MediaEngine::new(MediaConfig {
         // Generous: other processes may hold some of these ports.
         ports: PortRange {
@@ -69,27 +128,58 @@ async fn run(calls: usize) {
     let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let sink = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let sink_addr = sink.local_addr().expect("addr");
+    let sink2 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let sink2_addr = sink2.local_addr().expect("addr");
     let (tx, _rx) = mpsc::unbounded_channel();
     let rss0 = rss_kb();
     let mut sessions = Vec::new();
     let mut targets = Vec::new();
     for i in 0..calls {
         let s = engine.allocate(i as u64, tx.clone()).await.expect("ports");
-        s.configure(Side::A, params(loopback(9)));
+        s.configure(
+            Side::A,
+            params(if duplex { sink2_addr } else { loopback(9) }),
+        );
         s.configure(Side::B, params(sink_addr));
         targets.push(loopback(s.local_rtp(Side::A).port()));
+        if duplex {
+            targets.push(loopback(s.local_rtp(Side::B).port()));
+        }
         sessions.push(s);
     }
+    let recording = if record {
+        let (dir, recorder, taps) = recorder(calls).await;
+        for (s, tap) in sessions.iter().zip(taps) {
+            s.record(tap);
+        }
+        Some((dir, recorder))
+    } else {
+        None
+    };
     let rss_per_call = (rss_kb() - rss0) as f64 / calls as f64;
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
+    let counter2 = received.clone();
     let receiver = tokio::spawn(async move {
         let mut buf = [0u8; 2048];
         while let Ok(Ok(_)) = timeout(Duration::from_secs(1), sink.recv_from(&mut buf)).await {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     });
-    let rounds = 250u16; // 5 s at 20 ms
+    let receiver2 = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        if !duplex {
+            return;
+        }
+        while let Ok(Ok(_)) = timeout(Duration::from_secs(1), sink2.recv_from(&mut buf)).await {
+            counter2.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    // 5 s at 20 ms, or MASTERZ_LOAD_SECS.
+    let rounds: u16 = std::env::var("MASTERZ_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u16>().ok())
+        .map_or(250, |s| s.saturating_mul(50));
     let cpu0 = cpu_ms();
     let t0 = Instant::now();
     let mut sent = 0u64;
@@ -106,9 +196,13 @@ async fn run(calls: usize) {
         tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
     }
     receiver.await.expect("receiver");
+    receiver2.await.expect("receiver");
     let cpu = cpu_ms() - cpu0;
     let got = received.load(Ordering::Relaxed);
-    let relayed: u64 = sessions.iter().map(|s| s.stats().b.packets_out).sum();
+    let relayed: u64 = sessions
+        .iter()
+        .map(|s| s.stats().b.packets_out + s.stats().a.packets_out)
+        .sum();
     let mut metrics = String::new();
     engine.render_metrics(&mut metrics);
     if let Some(l) = metrics
@@ -118,13 +212,46 @@ async fn run(calls: usize) {
         println!("{l}");
     }
     println!(
-        "calls {calls}, sent {sent}, relayed {relayed}, received {got}, lost {}, wall {:?}, \
+        "calls {calls} (duplex: {duplex}, recorded: {record}), sent {sent}, relayed {relayed}, received {got}, lost {}, wall {:?}, \
          CPU {cpu} ms, {:.2} CPU-ms per 1000 packets (phones included), RSS {rss_per_call:.1} KB \
          per call at set-up",
         sent - got,
         t0.elapsed(),
         cpu as f64 * 1000.0 / sent as f64
     );
+    if let Some((dir, recorder)) = recording {
+        drop(sessions);
+        // The recordings close on the recorder's next tick; their rows a moment later.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut m = String::new();
+        recorder.render_metrics(&mut m);
+        for l in m.lines().filter(|l| !l.starts_with('#')) {
+            println!("{l}");
+        }
+        let bytes: u64 = walk(dir.path());
+        println!(
+            "recorded {calls} calls: {:.1} MB of WAV, {:.2} CPU-ms per 1000 packets with recording",
+            bytes as f64 / 1e6,
+            cpu as f64 * 1000.0 / sent as f64
+        );
+    }
+}
+
+/// Bytes of the files under `dir`.
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
 }
 
 fn main() {
@@ -139,5 +266,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(run(calls));
+        .block_on(run(
+            calls,
+            std::env::var("MASTERZ_LOAD_RECORD").is_ok_and(|v| v == "1"),
+            std::env::var("MASTERZ_LOAD_DUPLEX").is_ok_and(|v| v == "1"),
+        ));
 }
