@@ -51,6 +51,8 @@ async fn click_to_call_rings_the_agent_then_the_number() {
         sip_user: "clicker".into(),
         password: password.into(),
     };
+    // The company records its calls: a click-to-call through the trunk is recorded too.
+    crate::recording::record_company(&pbx, true).await;
     let port = free_port();
     pbx.register(&agent, port).await;
     let phone = Sipp::scenario("call_agent_uas")
@@ -103,4 +105,8 @@ async fn click_to_call_rings_the_agent_then_the_number() {
     let kinds = event_kinds(c);
     assert!(kinds.iter().any(|k| k == "ringing"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "answered"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "recording_started"), "{kinds:?}");
+    let recs = crate::recording::finished_recordings(&pbx, 1).await;
+    assert_eq!(recs[0].call_id, id, "{recs:?}");
+    assert_eq!(recs[0].status, "complete", "{recs:?}");
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod calls;
+mod recording;
 mod serve;
 mod sip;
 

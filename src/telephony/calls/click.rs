@@ -29,6 +29,8 @@ pub(crate) struct ClickRouted {
     pub(crate) direction: CallDirection,
     pub(crate) caller_id: String,
     pub(crate) media: MediaSession,
+    /// Whether the call is recorded (a number through a trunk that records, or whose company does).
+    pub(crate) record: Option<super::recording::RecordPlan>,
 }
 
 impl CallControl {
@@ -47,11 +49,15 @@ impl CallControl {
         let trunks = self.trunks.clone();
         let inputs = self.inputs.clone();
         let writer = self.db.clone();
+        let recorder = self.recorder.clone();
         tokio::spawn(async move {
-            let result = route_click(
+            let mut result = route_click(
                 state, media, events, trunks, writer, key, company, agent, target,
             )
             .await;
+            if let Ok(r) = &mut result {
+                r.record = super::recording::click_plan(&recorder, r).await;
+            }
             match result {
                 Ok(routed) => {
                     let _ = reply.send(Ok(routed.row));
@@ -128,7 +134,7 @@ impl CallControl {
                 best_failure: None,
                 transfer: None,
                 click_target: Some(r.far),
-                record: None,
+                record: r.record,
                 after_prompt: None,
             },
         );
@@ -257,5 +263,6 @@ async fn route_click(
         direction,
         caller_id: dialled,
         media: session,
+        record: None,
     })
 }

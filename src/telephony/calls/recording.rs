@@ -46,6 +46,25 @@ pub(super) async fn with_plan(
     routed
 }
 
+/// The recording decision for a click-to-call: a number called through a trunk, with the
+/// customer on side B (the agent's phone is A).
+pub(super) async fn click_plan(
+    recorder: &crate::recording::Recorder,
+    routed: &super::click::ClickRouted,
+) -> Option<RecordPlan> {
+    let setting = routed.far.iter().find_map(|t| match t {
+        Target::Trunk { trunk, .. } => Some(trunk.config.settings.recording),
+        Target::Agent { .. } => None,
+    })?;
+    recorder
+        .wanted(routed.company, setting)
+        .await
+        .then_some(RecordPlan {
+            customer: Side::B,
+            prompt: None,
+        })
+}
+
 impl CallControl {
     /// Rings `targets` on side B with the call's ring timeout.
     pub(super) fn start_ringing(
