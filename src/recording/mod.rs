@@ -201,10 +201,9 @@ impl Recorder {
         let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel();
         let metrics = Arc::new(RecorderMetrics::default());
         let thread_metrics = metrics.clone();
-        let dir = data_dir.to_path_buf();
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || writer::run(&dir, frames_rx, control_rx, closed_tx, &thread_metrics))?;
+            .spawn(move || writer::run(frames_rx, control_rx, closed_tx, &thread_metrics))?;
         tokio::spawn(finisher(db.clone(), data_dir.to_path_buf(), closed_rx));
         tokio::spawn(janitor::run(
             db.clone(),

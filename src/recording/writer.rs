@@ -60,84 +60,44 @@ impl Stream {
     }
 }
 
+/// The recorder thread's state.
+struct Writer<'a> {
+    frames: Receiver<FrameMsg>,
+    control: Receiver<Control>,
+    closed: UnboundedSender<Closed>,
+    metrics: &'a RecorderMetrics,
+    streams: HashMap<u32, Stream>,
+    /// Closes met while looking for an Open; handled at the next round.
+    deferred: Vec<Control>,
+    pcm: [i16; MAX_PAYLOAD],
+    out: Vec<i16>,
+}
+
 pub(super) fn run(
-    data_dir: &Path,
     frames: Receiver<FrameMsg>,
     control: Receiver<Control>,
     closed: UnboundedSender<Closed>,
     metrics: &RecorderMetrics,
 ) {
-    let _ = data_dir;
-    let mut streams: HashMap<u32, Stream> = HashMap::new();
-    let mut pcm = [0i16; MAX_PAYLOAD];
-    let mut out = Vec::with_capacity(16_000);
+    let mut w = Writer {
+        frames,
+        control,
+        closed,
+        metrics,
+        streams: HashMap::new(),
+        deferred: Vec::new(),
+        pcm: [0; MAX_PAYLOAD],
+        out: Vec::with_capacity(16_000),
+    };
     let mut last_write = Instant::now();
     let mut last_checkpoint = Instant::now();
-    loop {
-        // Controls first: a stream is always opened before its first frame is queued.
-        loop {
-            match control.try_recv() {
-                Ok(Control::Open {
-                    stream,
-                    recording,
-                    path,
-                    customer,
-                    started,
-                    stats,
-                }) => match open(&path) {
-                    Ok(wav) => {
-                        streams.insert(
-                            stream,
-                            Stream {
-                                recording,
-                                path,
-                                customer,
-                                started,
-                                aligner: Aligner::new(AlignConfig::default()),
-                                wav,
-                                stats,
-                                failed: None,
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        metrics.failed.fetch_add(1, Relaxed);
-                        metrics.active.fetch_sub(1, Relaxed);
-                        let _ = closed.send(Closed {
-                            recording,
-                            path: path.clone(),
-                            frames: 0,
-                            duration_ms: 0,
-                            failed: Some(format!("create {}: {e}", path.display())),
-                            dropped: 0,
-                        });
-                    }
-                },
-                Ok(Control::Close { stream, at }) => {
-                    // Every frame of this stream was queued before its Close: take them all.
-                    while let Ok(f) = frames.try_recv() {
-                        handle_frame(&mut streams, &f, &mut pcm, metrics);
-                    }
-                    if let Some(s) = streams.remove(&stream) {
-                        close(s, at, &mut out, &closed, metrics);
-                    }
-                }
-                Err(TryRecvError::Empty) => break,
-                // The service is gone (server stopping): close what is open and stop.
-                Err(TryRecvError::Disconnected) => {
-                    let now = Instant::now();
-                    for (_, s) in streams.drain() {
-                        close(s, now, &mut out, &closed, metrics);
-                    }
-                    return;
-                }
-            }
-        }
+    // Controls first: a stream is always opened before its first frame is queued.
+    while w.controls() {
         // Frames are taken in batches on a tick, never one wake-up per frame: a blocked
         // receiver would make every `try_send` on the relay path a futex wake.
         let mut taken = 0;
-        while let Ok(f) = frames.try_recv() {
-            handle_frame(&mut streams, &f, &mut pcm, metrics);
+        while let Ok(f) = w.frames.try_recv() {
+            w.frame(&f);
             taken += 1;
             if taken == BATCH {
                 break;
@@ -149,13 +109,13 @@ pub(super) fn run(
         let now = Instant::now();
         if now.duration_since(last_write) >= WRITE_EVERY {
             last_write = now;
-            for s in streams.values_mut() {
-                s.write_out(now, &mut out);
+            for s in w.streams.values_mut() {
+                s.write_out(now, &mut w.out);
             }
         }
         if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
             last_checkpoint = now;
-            for s in streams.values_mut() {
+            for s in w.streams.values_mut() {
                 if s.failed.is_none()
                     && let Err(e) = s.wav.checkpoint()
                 {
@@ -163,6 +123,93 @@ pub(super) fn run(
                 }
             }
         }
+    }
+}
+
+impl Writer<'_> {
+    /// Handles every waiting control; false when the service is gone (everything is closed).
+    fn controls(&mut self) -> bool {
+        for c in std::mem::take(&mut self.deferred) {
+            self.control(c);
+        }
+        loop {
+            match self.control.try_recv() {
+                Ok(c) => self.control(c),
+                Err(TryRecvError::Empty) => return true,
+                // The service is gone (server stopping): close what is open and stop.
+                Err(TryRecvError::Disconnected) => {
+                    let now = Instant::now();
+                    for (_, s) in self.streams.drain() {
+                        close(s, now, &mut self.out, &self.closed, self.metrics);
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Open {
+                stream,
+                recording,
+                path,
+                customer,
+                started,
+                stats,
+            } => match open(&path) {
+                Ok(wav) => {
+                    self.streams.insert(
+                        stream,
+                        Stream {
+                            recording,
+                            path,
+                            customer,
+                            started,
+                            aligner: Aligner::new(AlignConfig::default()),
+                            wav,
+                            stats,
+                            failed: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.metrics.failed.fetch_add(1, Relaxed);
+                    self.metrics.active.fetch_sub(1, Relaxed);
+                    let _ = self.closed.send(Closed {
+                        recording,
+                        path: path.clone(),
+                        frames: 0,
+                        duration_ms: 0,
+                        failed: Some(format!("create {}: {e}", path.display())),
+                        dropped: 0,
+                    });
+                }
+            },
+            Control::Close { stream, at } => {
+                // Every frame of this stream was queued before its Close: take them all.
+                while let Ok(f) = self.frames.try_recv() {
+                    self.frame(&f);
+                }
+                if let Some(s) = self.streams.remove(&stream) {
+                    close(s, at, &mut self.out, &self.closed, self.metrics);
+                }
+            }
+        }
+    }
+
+    /// One queued frame. The frame of a stream whose Open was sent before it but is still in
+    /// the control queue opens the waiting streams first (closes wait for the next round).
+    fn frame(&mut self, f: &FrameMsg) {
+        while !self.streams.contains_key(&f.stream) {
+            match self.control.try_recv() {
+                Ok(c @ Control::Open { .. }) => self.control(c),
+                Ok(c @ Control::Close { .. }) => self.deferred.push(c),
+                // A stream that could not be opened, or is closed: its frame goes nowhere.
+                Err(_) => return,
+            }
+        }
+        handle_frame(&mut self.streams, f, &mut self.pcm, self.metrics);
     }
 }
 
