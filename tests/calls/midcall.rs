@@ -5,60 +5,14 @@ use std::time::Duration;
 
 use masterz::config::Config;
 
-use crate::pbx::{Agent, CALLER, DID, Pbx, event_kinds, free_media_port, text, tone_8s};
-use crate::peers::{
-    self, free_port,
-    sipp::{Sipp, SippProcess, SippRun},
-};
+use crate::pbx::{Pbx, event_kinds, text, tone_8s};
+use crate::peers::{self, sipp::SippRun};
 
 /// A server with a trunk for [`DID`] taking calls from 127.0.0.1.
 async fn setup(adjust: impl FnOnce(&mut Config)) -> Pbx {
     let pbx = Pbx::start(adjust).await;
-    let trunk_port = free_port();
-    pbx.trunk(
-        ([127, 0, 0, 1], trunk_port).into(),
-        &["127.0.0.1/32"],
-        &[DID],
-        None,
-    )
-    .await;
+    pbx.local_trunk().await;
     pbx
-}
-
-/// Registers `agent` and starts `scenario` for it on the registered port.
-async fn agent_phone(
-    pbx: &Pbx,
-    agent: &Agent,
-    scenario: &str,
-    keys: &[(&str, &str)],
-) -> SippProcess {
-    let port = free_port();
-    pbx.register(agent, port).await;
-    let mut s = Sipp::scenario(scenario)
-        .local_port(port)
-        .service(&agent.sip_user)
-        .rtp_echo()
-        .media_port(free_media_port())
-        .key("talk_ms", "600000")
-        .calls(1)
-        .timeout(Duration::from_secs(40));
-    for (k, v) in keys {
-        s = s.key(k, v);
-    }
-    s.spawn()
-}
-
-/// The trunk caller, playing `pcap`, hanging up after `talk_ms` unless masterz does first.
-fn caller(pbx: &Pbx, pcap: &str, talk_ms: u64, session_expires: &str) -> Sipp {
-    Sipp::scenario("call_trunk_uac")
-        .target(pbx.sip)
-        .service(DID)
-        .key("caller", CALLER)
-        .key("pcap", pcap)
-        .key("talk_ms", &talk_ms.to_string())
-        .key("session_expires", session_expires)
-        .calls(1)
-        .timeout(Duration::from_secs(40))
 }
 
 /// `t=` of the first log line containing `what`.
@@ -83,8 +37,8 @@ async fn hold_and_resume_reach_the_caller_with_the_matching_direction() {
     }
     let pbx = setup(|_| {}).await;
     let agent = pbx.agent("hold1").await;
-    let phone = agent_phone(&pbx, &agent, "call_agent_uas_hold", &[]).await;
-    let caller = caller(&pbx, &tone_8s(), 15_000, "1800").run_async().await;
+    let phone = pbx.phone(&agent, true, "call_agent_uas_hold", &[]).await;
+    let caller = pbx.caller(&tone_8s(), 15_000, "1800").run_async().await;
     let phone = phone.wait_async().await;
     caller.assert_success();
     phone.assert_success();
@@ -132,17 +86,18 @@ async fn blind_transfer_hands_the_caller_to_another_agent() {
     let pbx = setup(|_| {}).await;
     let first = pbx.agent("xfer1").await;
     let second = pbx.agent("xfer2").await;
-    let transferor = agent_phone(
-        &pbx,
-        &first,
-        "call_agent_uas_refer",
-        &[("refer_to", &format!("xfer2@{}", pbx.sip))],
-    )
-    .await;
-    let caller = caller(&pbx, &tone_8s(), 7_000, "1800").spawn();
+    let transferor = pbx
+        .phone(
+            &first,
+            true,
+            "call_agent_uas_refer",
+            &[("refer_to", &format!("xfer2@{}", pbx.sip))],
+        )
+        .await;
+    let caller = pbx.caller(&tone_8s(), 7_000, "1800").spawn();
     // Only the first agent is registered when the call comes in, so that it rings there.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let target = agent_phone(&pbx, &second, "call_agent_uas", &[]).await;
+    let target = pbx.phone(&second, true, "call_agent_uas", &[]).await;
     tokio::time::sleep(Duration::from_millis(4000)).await;
     let echoed_now = target.rtp_echoed_now();
     let echoed = echoed_now.unwrap_or(0);
@@ -187,15 +142,11 @@ async fn dtmf_from_the_caller_is_recorded_and_reaches_the_agent() {
     }
     let pbx = setup(|_| {}).await;
     let agent = pbx.agent("dtmf1").await;
-    let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
+    let phone = pbx.phone(&agent, true, "call_agent_uas", &[]).await;
     // The pcap holds one RFC 4733 event, digit 1 (ten packets, payload type 101).
-    let caller = caller(
-        &pbx,
-        "/usr/share/sip-tester/dtmf_2833_1.pcap",
-        3_000,
-        "1800",
-    )
-    .spawn();
+    let caller = pbx
+        .caller("/usr/share/sip-tester/dtmf_2833_1.pcap", 3_000, "1800")
+        .spawn();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let echoed = phone.rtp_echoed_now().unwrap_or(0);
     let caller = caller.wait_async().await;
@@ -237,9 +188,10 @@ async fn masterz_refreshes_a_short_session_in_time() {
     })
     .await;
     let agent = pbx.agent("timer1").await;
-    let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
+    let phone = pbx.phone(&agent, true, "call_agent_uas", &[]).await;
     // The caller asks for 4 s with masterz (the UAS) as the refresher.
-    let caller = caller(&pbx, &tone_8s(), 6_000, "4;refresher=uas")
+    let caller = pbx
+        .caller(&tone_8s(), 6_000, "4;refresher=uas")
         .run_async()
         .await;
     let phone = phone.wait_async().await;
@@ -270,18 +222,18 @@ async fn a_caller_without_media_is_hung_up_on_both_legs() {
     }
     let pbx = setup(|c| c.media_timeout_secs = 2).await;
     let agent = pbx.agent("quiet1").await;
-    let phone = agent_phone(&pbx, &agent, "call_agent_uas", &[]).await;
+    let phone = pbx.phone(&agent, true, "call_agent_uas", &[]).await;
     // One packet (so that masterz may latch), then silence for good.
-    let caller = caller(
-        &pbx,
-        &crate::pbx::fixture("pcmu_1khz_20ms.pcap")
-            .display()
-            .to_string(),
-        20_000,
-        "1800",
-    )
-    .run_async()
-    .await;
+    let caller = pbx
+        .caller(
+            &crate::pbx::fixture("pcmu_1khz_20ms.pcap")
+                .display()
+                .to_string(),
+            20_000,
+            "1800",
+        )
+        .run_async()
+        .await;
     let phone = phone.wait_async().await;
     caller.assert_success();
     phone.assert_success();

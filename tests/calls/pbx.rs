@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{Backend, Tenant, TestServer, password_hash, seed_tenant};
-use crate::peers::sipp::{Sipp, SippRun};
+use crate::peers::sipp::{Sipp, SippProcess, SippRun};
 
 /// The DID the trunks in these tests carry.
 pub(crate) const DID: &str = "+15551230000";
@@ -251,6 +251,59 @@ impl Pbx {
     /// `/metrics` samples whose name starts with `prefix`: (name with labels, value).
     pub(crate) async fn metrics(&self, prefix: &str) -> Vec<(String, f64)> {
         parse_metrics(&self.s.metrics().await, prefix)
+    }
+
+    /// Registers `agent` on a free port and starts `scenario` there as its phone (one call,
+    /// 40 s at most), echoing the RTP it gets when `echo`, with `keys`.
+    pub(crate) async fn phone(
+        &self,
+        agent: &Agent,
+        echo: bool,
+        scenario: &str,
+        keys: &[(&str, &str)],
+    ) -> SippProcess {
+        let port = crate::peers::free_port();
+        self.register(agent, port).await;
+        let mut s = Sipp::scenario(scenario)
+            .local_port(port)
+            .service(&agent.sip_user)
+            .media_port(free_media_port())
+            .key("talk_ms", "600000")
+            .calls(1)
+            .timeout(Duration::from_secs(40));
+        if echo {
+            s = s.rtp_echo();
+        }
+        for (k, v) in keys {
+            s = s.key(k, v);
+        }
+        s.spawn()
+    }
+
+    /// The trunk caller to [`DID`] from [`CALLER`], playing `pcap` and hanging up after
+    /// `talk_ms` unless masterz does first (one call, 40 s at most).
+    pub(crate) fn caller(&self, pcap: &str, talk_ms: u64, session_expires: &str) -> Sipp {
+        Sipp::scenario("call_trunk_uac")
+            .target(self.sip)
+            .service(DID)
+            .media_port(free_media_port())
+            .key("caller", CALLER)
+            .key("pcap", pcap)
+            .key("talk_ms", &talk_ms.to_string())
+            .key("session_expires", session_expires)
+            .calls(1)
+            .timeout(Duration::from_secs(40))
+    }
+
+    /// A trunk for [`DID`] taking calls from 127.0.0.1; returns its id.
+    pub(crate) async fn local_trunk(&self) -> i64 {
+        self.trunk(
+            ([127, 0, 0, 1], crate::peers::free_port()).into(),
+            &["127.0.0.1/32"],
+            &[DID],
+            None,
+        )
+        .await
     }
 
     /// Registers `agent` from SIPp on `port` (127.0.0.1) and leaves it registered.

@@ -9,7 +9,7 @@ use masterz::store;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::pbx::{CALLER, DID, Pbx, fixture, free_media_port, num, text, tone_3s};
+use crate::pbx::{DID, Pbx, fixture, free_media_port, num, text, tone_3s};
 use crate::peers::{self, free_port, sipp::Sipp};
 
 /// The samples of a 16-bit stereo WAV at 8 kHz, as (left, right).
@@ -98,34 +98,18 @@ async fn a_recorded_call_has_the_caller_left_and_the_agent_right_for_as_long_as_
     }
     let pbx = Pbx::start(|_| {}).await;
     let agent = pbx.agent("rec").await;
-    let agent_port = free_port();
-    pbx.register(&agent, agent_port).await;
     record_company(&pbx, true).await;
-    let uas = Sipp::scenario("call_agent_uas_play")
-        .local_port(agent_port)
-        .service(&agent.sip_user)
-        .media_port(free_media_port())
-        .key("pcap", &fixture("pcmu_1khz_8s.pcap").display().to_string())
-        .key("talk_ms", "600000")
-        .timeout(Duration::from_secs(60))
-        .spawn();
-    pbx.trunk(
-        ([127, 0, 0, 1], free_port()).into(),
-        &["127.0.0.1/32"],
-        &[DID],
-        None,
-    )
-    .await;
-    let caller = Sipp::scenario("call_trunk_uac")
-        .target(pbx.sip)
-        .service(DID)
-        .media_port(free_media_port())
-        .key("caller", CALLER)
-        .key("pcap", &fixture("pcmu_440hz_8s.pcap").display().to_string())
-        .key("talk_ms", "6000")
-        .key("session_expires", "1800")
-        .calls(1)
-        .timeout(Duration::from_secs(30))
+    let one_khz = fixture("pcmu_1khz_8s.pcap").display().to_string();
+    let uas = pbx
+        .phone(&agent, false, "call_agent_uas_play", &[("pcap", &one_khz)])
+        .await;
+    pbx.local_trunk().await;
+    let caller = pbx
+        .caller(
+            &fixture("pcmu_440hz_8s.pcap").display().to_string(),
+            6000,
+            "1800",
+        )
         .run_async()
         .await;
     caller.assert_success();
@@ -216,26 +200,8 @@ async fn without_the_switch_nothing_is_recorded_and_each_switch_is_audited() {
         .key("talk_ms", "600000")
         .timeout(Duration::from_secs(60))
         .spawn();
-    let trunk = pbx
-        .trunk(
-            ([127, 0, 0, 1], free_port()).into(),
-            &["127.0.0.1/32"],
-            &[DID],
-            None,
-        )
-        .await;
-    let call = || {
-        Sipp::scenario("call_trunk_uac")
-            .target(pbx.sip)
-            .service(DID)
-            .media_port(free_media_port())
-            .key("caller", CALLER)
-            .key("pcap", &tone_3s())
-            .key("talk_ms", "2000")
-            .key("session_expires", "1800")
-            .calls(1)
-            .timeout(Duration::from_secs(30))
-    };
+    let trunk = pbx.local_trunk().await;
+    let call = || pbx.caller(&tone_3s(), 2000, "1800");
     // Default: off.
     call().run_async().await.assert_success();
     // The company on, but this trunk says off: the trunk wins.
@@ -302,24 +268,8 @@ async fn the_consent_prompt_plays_to_the_caller_before_agents_ring() {
     }
     let pbx = Pbx::start(|_| {}).await;
     let agent = pbx.agent("prompted").await;
-    let agent_port = free_port();
-    pbx.register(&agent, agent_port).await;
-    let uas = Sipp::scenario("call_agent_uas")
-        .local_port(agent_port)
-        .service(&agent.sip_user)
-        .media_port(free_media_port())
-        .rtp_echo()
-        .key("talk_ms", "600000")
-        .timeout(Duration::from_secs(60))
-        .spawn();
-    let trunk = pbx
-        .trunk(
-            ([127, 0, 0, 1], free_port()).into(),
-            &["127.0.0.1/32"],
-            &[DID],
-            None,
-        )
-        .await;
+    let uas = pbx.phone(&agent, true, "call_agent_uas", &[]).await;
+    let trunk = pbx.local_trunk().await;
     // A 2 s announcement as a 44.1 kHz stereo WAV: decoded, resampled and encoded by masterz.
     let wav = pbx.s.data_dir().join("consent.wav");
     {
@@ -356,16 +306,9 @@ async fn the_consent_prompt_plays_to_the_caller_before_agents_ring() {
     drop(conn);
     record_company(&pbx, true).await;
     let caller_media = free_media_port();
-    let caller = Sipp::scenario("call_trunk_uac")
-        .target(pbx.sip)
-        .service(DID)
+    let caller = pbx
+        .caller(&tone_3s(), 2000, "1800")
         .media_port(caller_media)
-        .key("caller", CALLER)
-        .key("pcap", &tone_3s())
-        .key("talk_ms", "2000")
-        .key("session_expires", "1800")
-        .calls(1)
-        .timeout(Duration::from_secs(30))
         .spawn();
     // While the prompt plays, its RTP reaches the caller's socket (SIPp does not read it).
     let mut early = 0;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::pbx::{CALLER, DID, Pbx, fixture, free_media_port};
-use crate::peers::{self, free_port, sipp::Sipp};
+use crate::pbx::{Pbx, fixture};
+use crate::peers;
 use crate::recording::{
     finished_recordings, goertzel, read_stereo, record_company, recording_file, voiced,
 };
@@ -30,36 +30,16 @@ async fn a_hold_is_silence_in_the_recording_and_the_call_goes_on_recording_after
     }
     let pbx = Pbx::start(|_| {}).await;
     let agent = pbx.agent("recholder").await;
-    let agent_port = free_port();
-    pbx.register(&agent, agent_port).await;
     record_company(&pbx, true).await;
     // Answers, echoes the caller, holds after 1 s for 1.5 s, resumes, hangs up 1 s later.
-    let phone = Sipp::scenario("call_agent_uas_hold")
-        .local_port(agent_port)
-        .service(&agent.sip_user)
-        .media_port(free_media_port())
-        .rtp_echo()
-        .key("talk_ms", "600000")
-        .calls(1)
-        .timeout(Duration::from_secs(40))
-        .spawn();
-    pbx.trunk(
-        ([127, 0, 0, 1], free_port()).into(),
-        &["127.0.0.1/32"],
-        &[DID],
-        None,
-    )
-    .await;
-    let caller = Sipp::scenario("call_trunk_uac")
-        .target(pbx.sip)
-        .service(DID)
-        .media_port(free_media_port())
-        .key("caller", CALLER)
-        .key("pcap", &fixture("pcmu_440hz_8s.pcap").display().to_string())
-        .key("talk_ms", "15000")
-        .key("session_expires", "1800")
-        .calls(1)
-        .timeout(Duration::from_secs(40))
+    let phone = pbx.phone(&agent, true, "call_agent_uas_hold", &[]).await;
+    pbx.local_trunk().await;
+    let caller = pbx
+        .caller(
+            &fixture("pcmu_440hz_8s.pcap").display().to_string(),
+            15_000,
+            "1800",
+        )
         .run_async()
         .await;
     caller.assert_success();
@@ -96,51 +76,31 @@ async fn after_a_blind_transfer_the_new_agent_continues_on_the_agent_channel() {
     let first = pbx.agent("recxfer1").await;
     let second = pbx.agent("recxfer2").await;
     record_company(&pbx, true).await;
-    pbx.trunk(
-        ([127, 0, 0, 1], free_port()).into(),
-        &["127.0.0.1/32"],
-        &[DID],
-        None,
-    )
-    .await;
+    pbx.local_trunk().await;
     // The first agent echoes the caller (440 Hz on the agent channel), then transfers to the
     // second, who plays 1 kHz.
-    let first_port = free_port();
-    pbx.register(&first, first_port).await;
-    let transferor = Sipp::scenario("call_agent_uas_refer")
-        .local_port(first_port)
-        .service(&first.sip_user)
-        .media_port(free_media_port())
-        .rtp_echo()
-        .key("talk_ms", "600000")
-        .key("refer_to", &format!("recxfer2@{}", pbx.sip))
-        .calls(1)
-        .timeout(Duration::from_secs(40))
-        .spawn();
-    let caller = Sipp::scenario("call_trunk_uac")
-        .target(pbx.sip)
-        .service(DID)
-        .media_port(free_media_port())
-        .key("caller", CALLER)
-        .key("pcap", &fixture("pcmu_440hz_8s.pcap").display().to_string())
-        .key("talk_ms", "7000")
-        .key("session_expires", "1800")
-        .calls(1)
-        .timeout(Duration::from_secs(40))
+    let refer_to = format!("recxfer2@{}", pbx.sip);
+    let transferor = pbx
+        .phone(
+            &first,
+            true,
+            "call_agent_uas_refer",
+            &[("refer_to", &refer_to)],
+        )
+        .await;
+    let caller = pbx
+        .caller(
+            &fixture("pcmu_440hz_8s.pcap").display().to_string(),
+            7000,
+            "1800",
+        )
         .spawn();
     // Only the first agent is registered when the call comes in, so that it rings there.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let second_port = free_port();
-    pbx.register(&second, second_port).await;
-    let target = Sipp::scenario("call_agent_uas_play")
-        .local_port(second_port)
-        .service(&second.sip_user)
-        .media_port(free_media_port())
-        .key("pcap", &fixture("pcmu_1khz_8s.pcap").display().to_string())
-        .key("talk_ms", "600000")
-        .calls(1)
-        .timeout(Duration::from_secs(40))
-        .spawn();
+    let one_khz = fixture("pcmu_1khz_8s.pcap").display().to_string();
+    let target = pbx
+        .phone(&second, false, "call_agent_uas_play", &[("pcap", &one_khz)])
+        .await;
     caller.wait_async().await.assert_success();
     transferor.wait_async().await.assert_success();
     target.wait_async().await.assert_success();
