@@ -149,7 +149,7 @@ fn dominant_frequency(x: &[f64], rate: u32) -> f64 {
 }
 
 /// The power of `x` at `f` Hz (the Goertzel algorithm).
-fn goertzel(x: &[f64], rate: u32, f: f64) -> f64 {
+pub(crate) fn goertzel(x: &[f64], rate: u32, f: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * f / f64::from(rate);
     let c = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0, 0.0);

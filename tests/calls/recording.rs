@@ -33,17 +33,9 @@ pub(crate) fn read_stereo(path: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
     (left, right)
 }
 
-/// Power of `f` Hz in `x` (8 kHz), by Goertzel.
+/// Power of `f` Hz in `x` (8 kHz).
 pub(crate) fn goertzel(x: &[f64], f: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f / 8000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        let s = v + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - c * s1 * s2
+    crate::audio::goertzel(x, 8000, f)
 }
 
 /// The loudest stretch of `x`: its samples whose 20 ms block is above `floor` RMS.

@@ -1,28 +1,6 @@
 //! Call admin commands: `create-call-group` (checked, one-line refusals) and `list-calls`.
 
-use std::path::Path;
-
-use crate::{masterz, run};
-
-fn ok(args: &[&str], d: &Path) -> String {
-    let r = run(masterz(d).args(args));
-    assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
-    r.stdout
-}
-
-/// Fails with one line on stderr containing `why`, and nothing on stdout.
-fn refused(args: &[&str], d: &Path, why: &str) {
-    let r = run(masterz(d).args(args));
-    assert_ne!(r.status, 0, "{args:?} should fail");
-    assert_eq!(
-        r.stderr.trim().lines().count(),
-        1,
-        "one-line reason for {args:?}: {:?}",
-        r.stderr
-    );
-    assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
-    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-}
+use crate::{ok, refused};
 
 fn group<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![

@@ -31,6 +31,27 @@ pub(crate) fn masterz(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs `masterz ARGS` on `d`, which must succeed; returns its stdout.
+pub(crate) fn ok(args: &[&str], d: &Path) -> String {
+    let r = run(masterz(d).args(args));
+    assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+    r.stdout
+}
+
+/// Fails with one line on stderr containing `why`, and nothing on stdout.
+pub(crate) fn refused(args: &[&str], d: &Path, why: &str) {
+    let r = run(masterz(d).args(args));
+    assert_ne!(r.status, 0, "{args:?} should fail");
+    assert_eq!(
+        r.stderr.trim().lines().count(),
+        1,
+        "one-line reason for {args:?}: {:?}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+}
+
 pub(crate) struct Run {
     status: i32,
     stdout: String,

@@ -3,25 +3,7 @@
 
 use std::path::Path;
 
-use crate::{masterz, run};
-
-fn ok(args: &[&str], d: &Path) -> String {
-    let r = run(masterz(d).args(args));
-    assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
-    r.stdout
-}
-
-fn refused(args: &[&str], d: &Path, why: &str) {
-    let r = run(masterz(d).args(args));
-    assert_ne!(r.status, 0, "{args:?} should fail");
-    assert_eq!(
-        r.stderr.trim().lines().count(),
-        1,
-        "{args:?}: {:?}",
-        r.stderr
-    );
-    assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
-}
+use crate::{ok, refused};
 
 /// A 1 s 600 Hz mono WAV at 16 kHz, written by hand (RIFF header + samples).
 fn tone_wav(path: &Path) {

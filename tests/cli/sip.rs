@@ -3,27 +3,7 @@
 
 use serde_json::Value;
 
-use crate::{Served, client, masterz, run};
-
-fn ok(args: &[&str], d: &std::path::Path) -> String {
-    let r = run(masterz(d).args(args));
-    assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
-    r.stdout
-}
-
-/// Fails with one line on stderr containing `why`, and nothing on stdout.
-fn refused(args: &[&str], d: &std::path::Path, why: &str) {
-    let r = run(masterz(d).args(args));
-    assert_ne!(r.status, 0, "{args:?} should fail");
-    assert_eq!(
-        r.stderr.trim().lines().count(),
-        1,
-        "one-line reason for {args:?}: {:?}",
-        r.stderr
-    );
-    assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
-    assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
-}
+use crate::{Served, client, masterz, ok, refused, run};
 
 #[test]
 fn sip_users_and_trunks_from_the_command_line() {
