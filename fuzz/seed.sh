@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Seeds the corpora of the SIP fuzz targets: the RFC 4475 / RFC 5118 torture messages, a few
 # realistic messages of a call and a registration, and the header values, URIs and digest
-# parameters found in them. Run from anywhere; writes fuzz/corpus/sip_*/ (gitignored).
+# parameters found in them; and of the recordings targets: small WAVs as a crash leaves them
+# (wav_repair) and the prompt fixtures of recordings/tests/fixtures (prompt_decode). Run from
+# anywhere; writes fuzz/corpus/<target>/ (gitignored).
 set -euo pipefail
 export LC_ALL=C # ${#var} counts bytes
 
 cd "$(dirname "$0")"
 fixtures=../sip/tests/fixtures
 corpus=corpus
-for target in sip_message sip_stream sip_uri sip_headers sip_digest; do
+for target in sip_message sip_stream sip_uri sip_headers sip_digest wav_repair prompt_decode; do
     mkdir -p "$corpus/$target"
 done
 work=$(mktemp -d)
@@ -330,6 +332,68 @@ Digest username="alice", realm="example.com", nonce="n", uri="sip:example.com", 
 Digest username="alice", realm="example.com", nonce="n", uri="sip:example.com", response="6629FAE49393A05397450978507C4EF1", algorithm="MD5-sess", cnonce="c", nc=00000001, qop="auth"
 EOF
 
-for target in sip_message sip_stream sip_uri sip_headers sip_digest; do
+# Recordings. le16/le32 N: N as little-endian printf escapes; pcm N: N bytes of a sawtooth.
+le16() { printf '\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)); }
+le32() { printf '%s%s' "$(le16 $(($1 & 65535)))" "$(le16 $(($1 >> 16 & 65535)))"; }
+pcm() {
+    local i esc=
+    for ((i = 0; i < $1 / 2; i++)); do
+        esc+=$(le16 $((i * 1500 & 65535)))
+    done
+    ((($1 % 2) == 0)) || esc+='\x7f'
+    printf "$esc"
+}
+# fmt16 CHANNELS RATE: a 16-byte PCM fmt chunk, 16 bits per sample.
+fmt16() {
+    printf "fmt $(le32 16)$(le16 1)$(le16 "$1")$(le32 "$2")$(le32 $(($2 * 2 * $1)))$(le16 $((2 * $1)))$(le16 16)"
+}
+# wav RIFF_SIZE DATA_SIZE CHANNELS RATE BYTES: a canonical 44-byte header with the sizes given
+# (a crash leaves stale ones), then BYTES bytes of audio.
+wav() {
+    printf "RIFF$(le32 "$1")WAVE"
+    fmt16 "$3" "$4"
+    printf "data$(le32 "$2")"
+    pcm "$5"
+}
+r=$corpus/wav_repair
+wav $((36 + 160)) 160 2 8000 160 >"$r/finished-stereo"
+wav 36 0 2 8000 101 >"$r/crashed-before-checkpoint" # as StereoWav::new left it, a partial frame
+wav $((36 + 80)) 80 2 8000 203 >"$r/crashed-after-checkpoint"
+wav 36 0 2 8000 0 >"$r/header-only"
+head -c 30 "$r/finished-stereo" >"$r/cut-in-header"
+{ # Mono 16 kHz, finished, with a LIST chunk (odd size, padded) after the audio.
+    printf "RIFF$(le32 $((4 + 24 + 8 + 120 + 8 + 18)))WAVE"
+    fmt16 1 16000
+    printf "data$(le32 120)"
+    pcm 120
+    printf "LIST$(le32 17)INFOISFT$(le32 5)hound\\x00"
+} >"$r/trailing-list"
+{ # WAVE_FORMAT_EXTENSIBLE mono 16 kHz, crashed.
+    printf "RIFF$(le32 60)WAVEfmt $(le32 40)$(le16 65534)$(le16 1)$(le32 16000)$(le32 32000)"
+    printf "$(le16 2)$(le16 16)$(le16 22)$(le16 16)$(le32 4)"
+    printf '\x01\x00\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71'
+    printf "data$(le32 0)"
+    pcm 63
+} >"$r/extensible-crashed"
+{ # An odd-sized chunk before fmt (valid RIFF; hound skips no pad byte), crashed.
+    printf "RIFF$(le32 $((4 + 12 + 24 + 8 + 16)))WAVEJUNK$(le32 3)abc\\x00"
+    fmt16 2 8000
+    printf "data$(le32 16)"
+    pcm 90
+} >"$r/junk-before-fmt"
+
+# Prompts: byte 0 picks the hint (0 none, 1 wav, 2 mp3, 3 flac, 4 ogg), the file follows.
+p=$corpus/prompt_decode
+prompts=../recordings/tests/fixtures
+for f in "flac 3" "mp3 2" "ogg 4"; do
+    set -- $f
+    { printf "\\x0$2"; cat "$prompts/tone600.$1"; } >"$p/tone600-$1"
+    { printf '\x00'; cat "$prompts/tone600.$1"; } >"$p/tone600-$1-no-hint"
+done
+{ printf '\x01'; wav $((36 + 800)) 800 1 8000 800; } >"$p/wav-8k-mono"
+{ printf '\x00'; wav $((36 + 1600)) 1600 2 16000 1600; } >"$p/wav-16k-stereo"
+{ printf '\x01'; cat "$r/extensible-crashed"; } >"$p/wav-extensible"
+
+for target in sip_message sip_stream sip_uri sip_headers sip_digest wav_repair prompt_decode; do
     echo "$target: $(find "$corpus/$target" -type f | wc -l) seeds"
 done
