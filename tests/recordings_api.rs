@@ -18,6 +18,7 @@ both_backends!(
     recordings_are_listed_played_in_ranges_and_audited,
     recordings_are_deleted_with_their_file_queued,
     recordings_in_progress_and_missing_files,
+    consent_prompts_are_uploaded_checked_and_removed,
 );
 
 /// The size of the finished test recording: a 44-byte WAV header and 48 000 bytes of audio
@@ -525,4 +526,106 @@ async fn recordings_in_progress_and_missing_files(backend: Backend) {
     assert!(play["head"]["responses"]["200"].is_object(), "{play}");
     assert!(play["delete"]["responses"]["204"].is_object(), "{play}");
     assert!(doc["paths"]["/api/v1/recordings"]["get"].is_object());
+}
+
+/// A 1 s 600 Hz tone as a 22.05 kHz mono WAV file.
+fn tone_wav() -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+    for i in 0..22_050 {
+        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 600.0 / 22_050.0).sin();
+        w.write_sample((v * 10_000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    out.into_inner()
+}
+
+async fn consent_prompts_are_uploaded_checked_and_removed(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let t = seed_tenant(s.store(), "promptco").await;
+    let other = seed_tenant(s.store(), "otherco").await;
+    let r = s
+        .req(Method::POST, "/api/v1/channel-accounts", &t.admin_token)
+        .json(&json!({"kind": "sip_trunk", "name": "Carrier",
+            "settings": {"host": "192.0.2.10", "dids": ["+15551230000"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let trunk = json_of(r).await["id"].as_i64().unwrap();
+    let path = format!("/api/v1/trunks/{trunk}/consent-prompt");
+    let upload = |token: &str, body: Vec<u8>| {
+        s.req(Method::PUT, &format!("{path}?filename=notice.wav"), token)
+            .header(header::CONTENT_TYPE, "audio/wav")
+            .body(body)
+            .send()
+    };
+
+    // None yet; then an upload, decoded to learn its length.
+    let r = send(&s, Method::GET, &path, Some(&t.admin_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let wav = tone_wav();
+    let r = upload(&t.admin_token, wav.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let info = json_of(r).await;
+    assert_eq!(info["filename"], "notice.wav");
+    assert_eq!(info["bytes"], wav.len());
+    assert_eq!(info["sha256"], hex::encode(Sha256::digest(&wav)));
+    let ms = info["duration_ms"].as_i64().unwrap();
+    assert!((980..=1020).contains(&ms), "{info}");
+    let r = send(&s, Method::GET, &path, Some(&t.agent_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_of(r).await["sha256"], info["sha256"]);
+
+    // What cannot be played is refused, and the stored prompt stays.
+    let r = upload(&t.admin_token, b"ID3 but not really an mp3".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = upload(&t.admin_token, Vec::new()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = upload(&t.admin_token, vec![0u8; 10 * 1024 * 1024 + 1])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = send(&s, Method::GET, &path, Some(&t.admin_token), &[]).await;
+    assert_eq!(json_of(r).await["sha256"], info["sha256"]);
+
+    // Agents may not change it; another company does not see the trunk.
+    let r = upload(&t.agent_token, wav.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = upload(&other.admin_token, wav.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = send(&s, Method::GET, &path, Some(&other.admin_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = send(&s, Method::DELETE, &path, Some(&other.admin_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Removal; both changes are audited on the trunk.
+    let r = send(&s, Method::DELETE, &path, Some(&t.admin_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = send(&s, Method::GET, &path, Some(&t.admin_token), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for action in ["set_consent_prompt", "remove_consent_prompt"] {
+        let r = send(
+            &s,
+            Method::GET,
+            &format!(
+                "/api/v1/audit-logs?entity_type=channel_account&entity_id={trunk}&action={action}"
+            ),
+            Some(&t.admin_token),
+            &[],
+        )
+        .await;
+        let rows = json_of(r).await["items"].as_array().unwrap().len();
+        assert_eq!(rows, 1, "{action}");
+    }
 }

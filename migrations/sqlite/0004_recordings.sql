@@ -48,6 +48,8 @@ CREATE TABLE trunk_prompts (
     filename           TEXT   NOT NULL,
     content            BLOB   NOT NULL,
     sha256             TEXT   NOT NULL,
+    -- Length of the decoded audio.
+    duration_ms        BIGINT NOT NULL,
     updated_at         BIGINT NOT NULL
 );
 

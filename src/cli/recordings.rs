@@ -220,9 +220,15 @@ pub(super) async fn set_consent_prompt(
         Some((name, bytes, samples)) => {
             let sha = hex::encode(sha2::Sha256::digest(&bytes));
             let now = store::now_ms();
-            if !store::recordings::set_prompt(&mut tx.ex(), c.id, trunk, &name, &bytes, &sha, now)
-                .await?
-            {
+            let ms = i64::try_from(samples / 8).unwrap_or(i64::MAX);
+            let prompt = store::recordings::NewPrompt {
+                filename: &name,
+                content: &bytes,
+                sha256: &sha,
+                duration_ms: ms,
+                at: now,
+            };
+            if !store::recordings::set_prompt(&mut tx.ex(), c.id, trunk, &prompt).await? {
                 bail!("no trunk {trunk} in company {company:?}");
             }
             store::audit::record(

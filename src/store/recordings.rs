@@ -252,8 +252,25 @@ pub struct Prompt {
     pub content: Vec<u8>,
     /// SHA-256 of `content`, hex: the cache key.
     pub sha256: String,
+    /// Length of the decoded audio.
+    pub duration_ms: i64,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// A prompt to store.
+#[derive(Clone, Debug)]
+pub struct NewPrompt<'a> {
+    /// The file name it was uploaded as.
+    pub filename: &'a str,
+    /// The file.
+    pub content: &'a [u8],
+    /// SHA-256 of `content`, hex.
+    pub sha256: &'a str,
+    /// Length of the decoded audio.
+    pub duration_ms: i64,
+    /// Unix milliseconds.
+    pub at: i64,
 }
 
 /// Sets (or replaces) the prompt of trunk `trunk` of `company`. `false` when there is no such
@@ -262,10 +279,7 @@ pub async fn set_prompt(
     ex: &mut Ex<'_>,
     company: CompanyId,
     trunk: i64,
-    filename: &str,
-    content: &[u8],
-    sha256: &str,
-    now: i64,
+    p: &NewPrompt<'_>,
 ) -> Result<bool> {
     q!(
         ex,
@@ -278,15 +292,16 @@ pub async fn set_prompt(
         ex,
         exec,
         "INSERT INTO trunk_prompts (channel_account_id, company_id, filename, content, sha256, \
-           updated_at) \
-         SELECT id, company_id, $3, $4, $5, $6 FROM channel_accounts \
+           duration_ms, updated_at) \
+         SELECT id, company_id, $3, $4, $5, $6, $7 FROM channel_accounts \
          WHERE company_id = $1 AND id = $2 AND kind = 'sip_trunk'",
         company,
         trunk,
-        filename,
-        content,
-        sha256,
-        now
+        p.filename,
+        p.content,
+        p.sha256,
+        p.duration_ms,
+        p.at
     )?;
     Ok(n > 0)
 }
@@ -294,7 +309,7 @@ pub async fn set_prompt(
 /// The prompt of trunk `trunk` (any company: call control looks it up by the trunk it routed).
 pub async fn prompt(ex: &mut Ex<'_>, trunk: i64) -> Result<Option<Prompt>> {
     Ok(q!(ex, opt Prompt,
-        "SELECT filename, content, sha256, updated_at FROM trunk_prompts \
+        "SELECT filename, content, sha256, duration_ms, updated_at FROM trunk_prompts \
          WHERE channel_account_id = $1", trunk)?)
 }
 

@@ -287,10 +287,13 @@ async fn the_consent_prompt_plays_to_the_caller_before_agents_ring() {
             &mut conn.ex(),
             pbx.t.company,
             trunk,
-            "consent.wav",
-            &bytes,
-            "test-sha",
-            0
+            &store::recordings::NewPrompt {
+                filename: "consent.wav",
+                content: &bytes,
+                sha256: "test-sha",
+                duration_ms: 2000,
+                at: 0,
+            },
         )
         .await
         .unwrap()

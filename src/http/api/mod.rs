@@ -17,6 +17,7 @@ mod channels;
 mod company;
 mod conversations;
 mod customers;
+mod prompts;
 mod recordings;
 mod roles;
 mod telephony;
@@ -40,6 +41,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(call_groups::routes())
         .merge(audit::routes())
         .merge(recordings::routes())
+        .merge(prompts::routes())
 }
 
 /// Default and largest page size.
