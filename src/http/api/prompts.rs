@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use utoipa::{IntoParams, ToSchema};
@@ -25,9 +24,7 @@ use crate::store::{self, audit};
 const MAX_PROMPT_BYTES: usize = 10 * 1024 * 1024;
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-        .routes(routes!(get_prompt, set_prompt, delete_prompt))
-        .layer(DefaultBodyLimit::max(MAX_PROMPT_BYTES))
+    OpenApiRouter::new().routes(routes!(get_prompt, set_prompt, delete_prompt))
 }
 
 /// A trunk's consent prompt.
@@ -114,9 +111,27 @@ async fn set_prompt(
     auth: Authz<perm::ChannelsWrite>,
     ApiPath(id): ApiPath<i64>,
     Query(upload): Query<PromptUpload>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<PromptInfo>, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "payload_too_large", e.body_text()))?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "a consent prompt is at most 10 MB",
+        )
+    };
+    // An announced length over the limit is refused before a byte of the body is read.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_PROMPT_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_PROMPT_BYTES)
+        .await
+        .map_err(|_| too_large())?;
     let filename = upload
         .filename
         .map(|f| f.trim().to_owned())
