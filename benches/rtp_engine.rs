@@ -123,6 +123,7 @@ async fn run(calls: usize, record: bool, duplex: bool) {
         },
         bind_ip: [127, 0, 0, 1].into(),
         public_ip: [127, 0, 0, 1].into(),
+        webrtc_public_ip: [127, 0, 0, 1].into(),
         media_timeout: Duration::from_secs(30),
     });
     let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind");

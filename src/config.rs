@@ -189,6 +189,12 @@ settings! {
     /// Address written into SDP for the RTP sockets (a NAT's public address). Empty: the
     /// advertised SIP host when it is an IP address, else `rtp_listen_ip`.
     rtp_public_ip: Option<std::net::IpAddr> = None;
+    /// Address offered to browsers as the ICE host candidate of WebRTC legs (1:1 NAT: the
+    /// public address). Empty: the RTP public address.
+    webrtc_public_ip: Option<std::net::IpAddr> = None;
+    /// Seconds a browser has, after its SDP answer, to complete ICE and DTLS; then its leg
+    /// fails and the call goes on ringing the other agents.
+    webrtc_connect_timeout_secs: u64 = 10;
     /// Seconds without RTP from a leg that is not on hold before both legs are hung up.
     media_timeout_secs: u64 = 30;
     /// Longest call, in seconds; then both legs are hung up.

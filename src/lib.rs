@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod app;
 pub mod auth;
 pub mod cli;

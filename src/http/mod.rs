@@ -45,6 +45,8 @@ pub struct AppState {
     pub public_base: String,
     /// The SIP service, once started (absent in tests that run HTTP alone).
     pub telephony: OnceLock<Arc<crate::telephony::Telephony>>,
+    /// Agents online: browser tabs, presence, their calls' views.
+    pub agents: Arc<crate::agents::AgentHub>,
     openapi: OnceLock<String>,
 }
 
@@ -61,6 +63,7 @@ impl AppState {
             metrics: Metrics::default(),
             public_base,
             telephony: OnceLock::new(),
+            agents: Arc::default(),
             openapi: OnceLock::new(),
         }
     }

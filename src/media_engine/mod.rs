@@ -15,6 +15,11 @@ mod stats;
 mod task;
 #[cfg(test)]
 mod tests;
+mod webrtc;
+#[cfg(test)]
+mod webrtc_tests;
+
+pub use webrtc::{WebRtcEvent, WebRtcLeg, WebRtcNotice};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -49,6 +54,8 @@ pub struct MediaConfig {
     pub public_ip: IpAddr,
     /// Silence from a `sendrecv` leg after which [`MediaEvent::Timeout`] is sent.
     pub media_timeout: Duration,
+    /// Address offered to browsers as the ICE host candidate of WebRTC legs.
+    pub webrtc_public_ip: IpAddr,
 }
 
 /// Why a session could not be allocated.
@@ -219,12 +226,17 @@ impl MediaEngine {
             // The sockets are closed now: the ports can be bound again.
             engine.finish(id, ports);
         });
+        let reach = webrtc::loopback_of(self.config.bind_ip);
         Ok(MediaSession {
             commands: tx,
             shared,
             local: [
                 SocketAddr::new(self.config.public_ip, ports[0]),
                 SocketAddr::new(self.config.public_ip, ports[1]),
+            ],
+            internal: [
+                SocketAddr::new(reach, ports[0]),
+                SocketAddr::new(reach, ports[1]),
             ],
         })
     }
@@ -301,12 +313,18 @@ pub struct MediaSession {
     commands: UnboundedSender<Command>,
     shared: Arc<SessionShared>,
     local: [SocketAddr; 2],
+    internal: [SocketAddr; 2],
 }
 
 impl MediaSession {
     /// Our RTP address for a side, as written into the SDP sent to that side.
     pub fn local_rtp(&self, side: Side) -> SocketAddr {
         self.local[side.index()]
+    }
+
+    /// Our RTP address for a side as reached from this host (a WebRTC leg's bridge).
+    pub fn internal_rtp(&self, side: Side) -> SocketAddr {
+        self.internal[side.index()]
     }
 
     /// Sets what a side's SDP says (answer, re-INVITE, transfer); latching is re-armed.

@@ -22,6 +22,7 @@ fn engine(media_timeout: Duration) -> Arc<MediaEngine> {
         },
         bind_ip: [127, 0, 0, 1].into(),
         public_ip: [192, 0, 2, 1].into(),
+        webrtc_public_ip: [192, 0, 2, 1].into(),
         media_timeout,
     })
 }
@@ -254,6 +255,7 @@ async fn the_pool_runs_out() {
         },
         bind_ip: [127, 0, 0, 1].into(),
         public_ip: [127, 0, 0, 1].into(),
+        webrtc_public_ip: [127, 0, 0, 1].into(),
         media_timeout: Duration::from_secs(30),
     });
     let (tx, _rx) = mpsc::unbounded_channel();

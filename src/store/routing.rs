@@ -436,6 +436,8 @@ pub struct AgentContact {
     pub transport: SipTransport,
     /// When the registration expires, Unix milliseconds.
     pub expires_at: i64,
+    /// The presence the agent chose: `available` or `away`.
+    pub presence: String,
 }
 
 // Contacts and sources are personal data.
@@ -467,7 +469,7 @@ pub async fn agent_contacts(
     }
     let all = q!(ex, all AgentContact,
         "SELECT r.user_id, s.username, NULLIF(u.name, '') AS display_name, r.contact, r.source, \
-           r.transport, r.expires_at \
+           r.transport, r.expires_at, u.presence \
          FROM sip_registrations r \
            JOIN sip_accounts s ON s.user_id = r.user_id AND s.company_id = r.company_id \
            JOIN users u ON u.id = r.user_id AND u.company_id = r.company_id \

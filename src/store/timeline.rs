@@ -42,6 +42,8 @@ pub struct TimelineItem {
     pub end_reason: Option<String>,
     /// Talk time in seconds (calls that were answered and ended).
     pub duration_secs: Option<i64>,
+    /// The call's recording (`GET /api/v1/recordings/{id}` plays it), when it was recorded.
+    pub recording_id: Option<i64>,
 }
 
 /// A position in a timeline: the `(at, kind, id)` of the last item seen.
@@ -84,18 +86,20 @@ macro_rules! union {
     SELECT 'message' AS kind, id, created_at AS at, conversation_id, direction, body, status, \
            sender_user_id AS user_id, CAST(NULL AS TEXT) AS from_uri, CAST(NULL AS TEXT) AS to_uri, \
            CAST(NULL AS BIGINT) AS answered_at, CAST(NULL AS BIGINT) AS ended_at, \
-           CAST(NULL AS TEXT) AS end_reason, CAST(NULL AS BIGINT) AS duration_secs \
+           CAST(NULL AS TEXT) AS end_reason, CAST(NULL AS BIGINT) AS duration_secs, \
+           CAST(NULL AS BIGINT) AS recording_id \
       FROM messages WHERE company_id = $1 AND customer_id = $2 \
     UNION ALL \
     SELECT 'call', id, started_at, conversation_id, direction, CAST(NULL AS TEXT), status, agent_user_id, \
            from_uri, to_uri, answered_at, ended_at, end_reason, \
            CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL \
-                THEN (ended_at - answered_at) / 1000 END \
+                THEN (ended_at - answered_at) / 1000 END, \
+           (SELECT r.id FROM recordings r WHERE r.call_id = calls.id AND r.company_id = $1) \
       FROM calls WHERE company_id = $1 AND customer_id = $2 \
     UNION ALL \
     SELECT 'note', id, created_at, conversation_id, CAST(NULL AS TEXT), body, CAST(NULL AS TEXT), author_id, \
            CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), \
-           CAST(NULL AS TEXT), CAST(NULL AS BIGINT) \
+           CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) \
       FROM notes WHERE company_id = $1 AND customer_id = $2"
     };
 }

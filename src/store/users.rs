@@ -429,3 +429,53 @@ pub async fn lock_role(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<(
     )?;
     Ok(())
 }
+
+/// The presence `user` chose (`available` or `away`); `None` when there is no such user.
+pub async fn presence(ex: &mut Ex<'_>, company: CompanyId, user: UserId) -> Result<Option<String>> {
+    Ok(q!(ex, scalar_opt String,
+        "SELECT presence FROM users WHERE company_id = $1 AND id = $2",
+        company, user)?)
+}
+
+/// Stores the presence `user` chose; `false` when there is no such user.
+pub async fn set_presence(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    user: UserId,
+    presence: &str,
+) -> Result<bool> {
+    let n = q!(ex, exec,
+        "UPDATE users SET presence = $3 WHERE company_id = $1 AND id = $2",
+        company, user, presence)?;
+    Ok(n > 0)
+}
+
+/// An agent as the presence list shows them.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AgentRow {
+    /// The user.
+    pub id: UserId,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// SIP username (extension), if any.
+    pub extension: Option<String>,
+    /// The presence they chose.
+    pub presence: String,
+    /// Whether a SIP registration of theirs is live.
+    pub registered: bool,
+}
+
+/// The users of `company` with their extension, chosen presence and whether a softphone of
+/// theirs is registered (at `now_ms`).
+pub async fn agents(ex: &mut Ex<'_>, company: CompanyId, now_ms: i64) -> Result<Vec<AgentRow>> {
+    Ok(q!(ex, all AgentRow,
+        "SELECT u.id, u.name, u.email, s.username AS extension, u.presence, \
+           EXISTS (SELECT 1 FROM sip_registrations r \
+                   WHERE r.company_id = u.company_id AND r.user_id = u.id AND r.expires_at > $2) \
+             AS registered \
+         FROM users u LEFT JOIN sip_accounts s ON s.user_id = u.id AND s.company_id = u.company_id \
+         WHERE u.company_id = $1 ORDER BY u.name, u.id",
+        company, now_ms)?)
+}

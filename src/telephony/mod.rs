@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::auth::RateLimiter;
 use crate::http::AppState;
 
-pub use self::calls::{CallMetrics, CallStartError, ClickTarget};
+pub use self::calls::{AgentCommand, AgentRequest, CallMetrics, CallStartError, ClickTarget};
 pub(crate) use self::core::{ClientEvent, Command};
 use self::core::{Core, Inbound};
 pub(crate) use self::transport::Transports;
@@ -226,6 +226,11 @@ impl Telephony {
             .map_err(|_| CallStartError::Unavailable("call control stopped".into()))?
     }
 
+    /// Hands a command from an agent's browser tab to call control.
+    pub fn agent_command(&self, req: calls::AgentRequest) -> bool {
+        self.call_inputs.send(calls::CallInput::Agent(req)).is_ok()
+    }
+
     /// Serves a SIP-over-WebSocket connection accepted by the HTTP server.
     pub(crate) async fn websocket(
         self: Arc<Self>,
@@ -417,6 +422,7 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
         bind_ip: media_ip,
         public_ip,
         media_timeout: Duration::from_secs(config.media_timeout_secs.max(1)),
+        webrtc_public_ip: config.webrtc_public_ip.unwrap_or(public_ip),
     });
     // Calls and recordings a crash left open are closed before any new call can start.
     crate::recording::recover(&state.db, &config.data_dir).await?;
@@ -445,6 +451,7 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
             t2: Duration::from_secs(4).max(t1),
         },
         call_metrics.clone(),
+        Duration::from_secs(config.webrtc_connect_timeout_secs.max(1)),
     );
 
     let mut tasks = Vec::new();

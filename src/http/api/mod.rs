@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
 
+mod agents;
 mod audit;
 mod auth;
 mod call_groups;
@@ -42,6 +43,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(audit::routes())
         .merge(recordings::routes())
         .merge(prompts::routes())
+        .merge(agents::routes())
 }
 
 /// Default and largest page size.

@@ -283,13 +283,18 @@ impl CallControl {
 
     /// The first answer of a new call: cancel the others, connect the media, write the answer,
     /// then (in [`CallControl::on_persisted`]) answer the caller.
-    fn call_answered(&mut self, ep: &mut Endpoint, now: Instant, key: CallKey, l: Leg) {
+    pub(super) fn call_answered(&mut self, ep: &mut Endpoint, now: Instant, key: CallKey, l: Leg) {
         if let Some(s) = &l.session {
             self.schedule_session(key, l.id, s);
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        for r in &mut call.ringing {
+            if let Some(b) = r.browser.as_mut() {
+                b.set_reason("answered_elsewhere");
+            }
+        }
         Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         let user = l.user();
         if let (Some(m), Some(n)) = (call.media.as_ref(), l.remote.as_ref()) {
@@ -339,6 +344,7 @@ impl CallControl {
             return;
         }
         call.phase = Phase::Connected;
+        self.browser_call_connected(key);
         self.start_recording(key);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -494,6 +500,11 @@ impl CallControl {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        for r in &mut call.ringing {
+            if let Some(b) = r.browser.as_mut() {
+                b.set_reason("no_answer");
+            }
+        }
         Self::cancel_ringing(ep, now, call, &mut self.by_call_id);
         if let Some(row) = call.row
             && let Some(company) = call.company

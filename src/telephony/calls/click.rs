@@ -31,16 +31,22 @@ pub(crate) struct ClickRouted {
     pub(crate) media: MediaSession,
     /// Whether the call is recorded (a number through a trunk that records, or whose company does).
     pub(crate) record: Option<super::recording::RecordPlan>,
+    /// The customer called, when a number.
+    pub(crate) customer_id: Option<i64>,
+    /// Dialled from the web app: the tab whose WebRTC leg is side A (else the softphone rings).
+    pub(crate) browser_tab: Option<String>,
 }
 
 impl CallControl {
-    pub(super) fn start_click(
+    /// Starts a click-to-call: routing runs in a job; the agent's softphone rings (or, from
+    /// the web app, `browser_tab`'s WebRTC leg is set up) once it is done.
+    pub(super) fn start_click_from(
         &mut self,
-        _now: Instant,
         company: CompanyId,
         agent: UserId,
         target: ClickTarget,
         reply: oneshot::Sender<Result<i64, CallStartError>>,
+        browser_tab: Option<String>,
     ) {
         let key = self.next_key();
         let state = self.ctx.state.clone();
@@ -51,12 +57,14 @@ impl CallControl {
         let writer = self.db.clone();
         let recorder = self.recorder.clone();
         tokio::spawn(async move {
+            let browser = browser_tab.is_some();
             let mut result = route_click(
-                state, media, events, trunks, writer, key, company, agent, target,
+                state, media, events, trunks, writer, key, company, agent, target, browser,
             )
             .await;
             if let Ok(r) = &mut result {
                 r.record = super::recording::click_plan(&recorder, r).await;
+                r.browser_tab = browser_tab;
             }
             match result {
                 Ok(routed) => {
@@ -106,6 +114,7 @@ impl CallControl {
             ringing: false,
             offered_direction: Direction::SendRecv,
             allows_update: false,
+            browser: None,
         };
         let ring = self.settings.ring_timeout;
         self.calls.insert(
@@ -128,6 +137,7 @@ impl CallControl {
                     overflow_group: None,
                     caller_id: r.caller_id,
                     caller_name: None,
+                    customer_id: r.customer_id,
                 }),
                 ring_deadline: Some(now + ring),
                 end_deadline: Some(now + self.settings.max_duration),
@@ -136,6 +146,7 @@ impl CallControl {
                 click_target: Some(r.far),
                 record: r.record,
                 after_prompt: None,
+                busy: Vec::new(),
             },
         );
         self.metrics
@@ -150,7 +161,10 @@ impl CallControl {
             key,
             super::timers::Timer::MaxDuration,
         );
-        self.ring_targets(ep, now, key, r.agent_targets, Side::A);
+        match r.browser_tab {
+            Some(tab) => self.ring_browser_dialler(key, r.agent, tab),
+            None => self.ring_targets(ep, now, key, r.agent_targets, Side::A),
+        }
     }
 
     /// The agent answered a click-to-call: it becomes side A, and the far end is called.
@@ -193,12 +207,13 @@ async fn route_click(
     company: CompanyId,
     agent: UserId,
     target: ClickTarget,
+    browser: bool,
 ) -> Result<ClickRouted, CallStartError> {
     let unavailable = |e: &dyn std::fmt::Display| CallStartError::Unavailable(e.to_string());
     let agent_targets = route::agent_targets(&state, company, Some(&[agent]))
         .await
         .map_err(|e| unavailable(&e))?;
-    if agent_targets.is_empty() {
+    if agent_targets.is_empty() && !browser {
         return Err(CallStartError::AgentNotRegistered);
     }
     let dialled = match &target {
@@ -232,7 +247,7 @@ async fn route_click(
         .unwrap_or_default();
     let trunk_id = far.iter().find_map(|t| match t {
         Target::Trunk { trunk, .. } => Some(trunk.config.id),
-        Target::Agent { .. } => None,
+        Target::Agent { .. } | Target::Browser { .. } => None,
     });
     drop(conn);
     let row = writer
@@ -264,5 +279,7 @@ async fn route_click(
         caller_id: dialled,
         media: session,
         record: None,
+        customer_id: customer,
+        browser_tab: None,
     })
 }

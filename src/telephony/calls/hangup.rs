@@ -186,6 +186,8 @@ impl CallControl {
         for l in &call.ringing {
             self.forget_leg(l);
         }
+        self.browser_legs.retain(|_, k| *k != key);
+        self.browser_call_ended(key, &mut call, hangup_by);
         let media = call.media.take().map(|m| media_figures(&m));
         self.metrics
             .ended

@@ -249,6 +249,7 @@ impl CallControl {
             ringing: false,
             offered_direction: masterz_media::codec::Direction::SendRecv,
             allows_update: false,
+            browser: None,
         };
         self.by_call_id.insert(sip_call_id, (key, leg_id));
         self.server_invites.insert(tx, key);
@@ -278,6 +279,7 @@ impl CallControl {
                 click_target: None,
                 record: None,
                 after_prompt: None,
+                busy: Vec::new(),
             },
         );
         self.metrics
@@ -625,7 +627,7 @@ async fn agent_call(
     };
     let trunk_id = targets.iter().find_map(|t| match t {
         route::Target::Trunk { trunk, .. } => Some(trunk.config.id),
-        route::Target::Agent { .. } => None,
+        route::Target::Agent { .. } | route::Target::Browser { .. } => None,
     });
     drop(conn);
     let row = writer
@@ -662,6 +664,7 @@ async fn agent_call(
             overflow_group: None,
             caller_id,
             caller_name: Some(login.user_name.clone()),
+            customer_id: None,
         },
         media: session,
         caller_agent: Some(login.user_id),

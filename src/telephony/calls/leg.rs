@@ -90,6 +90,8 @@ pub(crate) struct Leg {
     pub(crate) offered_direction: masterz_media::codec::Direction,
     /// Whether the peer allows UPDATE.
     pub(crate) allows_update: bool,
+    /// An agent in the web app: no SIP dialog, a WebRTC leg instead.
+    pub(crate) browser: Option<Box<super::browser::BrowserLeg>>,
 }
 
 impl Leg {
@@ -106,6 +108,9 @@ impl Leg {
 
     /// Whether the dialog is confirmed (2xx sent or received).
     pub(crate) fn confirmed(&self) -> bool {
+        if let Some(b) = &self.browser {
+            return b.connected;
+        }
         self.dialog
             .as_ref()
             .is_some_and(|d| d.state() == masterz_sip::dialog::DialogState::Confirmed)

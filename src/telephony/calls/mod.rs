@@ -15,6 +15,7 @@
 //! ```
 
 mod answer;
+mod browser;
 mod build;
 mod click;
 mod hangup;
@@ -43,6 +44,7 @@ use super::SipContext;
 use crate::domain::{CompanyId, UserId};
 use crate::media_engine::{MediaEngine, MediaNotice, MediaSession, Side};
 
+pub use self::browser::{AgentCommand, AgentRequest};
 pub(crate) use self::build::ALLOW;
 pub(crate) use self::leg::{Leg, LegId};
 pub(crate) use self::route::{TrunkEntry, refresh_trunks};
@@ -172,6 +174,10 @@ pub(crate) enum CallInput {
         key: CallKey,
         result: Result<crate::recording::Tap, String>,
     },
+    /// A command from an agent's browser tab.
+    Agent(AgentRequest),
+    /// A browser leg's media connected, failed or closed.
+    WebRtc(crate::media_engine::WebRtcNotice),
     /// Click-to-call from the API.
     Click {
         company: CompanyId,
@@ -239,6 +245,8 @@ pub(crate) struct Call {
     pub(crate) record: Option<recording::RecordPlan>,
     /// The targets to ring once the consent prompt has played.
     pub(crate) after_prompt: Option<Vec<route::Target>>,
+    /// Agents marked on a call in the hub while this call is connected.
+    pub(crate) busy: Vec<UserId>,
 }
 
 /// What a client transaction of ours is for.
@@ -273,6 +281,14 @@ pub(crate) struct CallControl {
     pub(crate) server_invites: HashMap<ServerTx, CallKey>,
     pub(crate) trunks: Arc<Vec<TrunkEntry>>,
     pub(crate) timers: BinaryHeap<TimerEntry>,
+    /// Agents online (browser tabs, presence).
+    pub(crate) hub: Arc<crate::agents::AgentHub>,
+    /// Where browser legs report; forwarded to `inputs`.
+    pub(crate) webrtc_events: mpsc::UnboundedSender<crate::media_engine::WebRtcNotice>,
+    /// ICE and DTLS must complete within this after the browser's answer.
+    pub(crate) webrtc_timeout: Duration,
+    /// Browser legs → their call.
+    pub(crate) browser_legs: HashMap<LegId, CallKey>,
     next_key: CallKey,
     next_leg: u64,
 }
@@ -286,9 +302,24 @@ impl CallControl {
         media_events: mpsc::UnboundedSender<MediaNotice>,
         settings: CallSettings,
         metrics: Arc<CallMetrics>,
+        webrtc_timeout: Duration,
     ) -> Self {
         let db = persist::Writer::start(ctx.state.clone(), inputs.clone());
+        let (webrtc_events, mut webrtc_rx) = mpsc::unbounded_channel();
+        let forward = inputs.clone();
+        tokio::spawn(async move {
+            while let Some(n) = webrtc_rx.recv().await {
+                if forward.send(CallInput::WebRtc(n)).is_err() {
+                    break;
+                }
+            }
+        });
+        let hub = ctx.state.agents.clone();
         Self {
+            hub,
+            webrtc_events,
+            webrtc_timeout,
+            browser_legs: HashMap::new(),
             ctx,
             media,
             recorder,
@@ -361,12 +392,14 @@ impl CallControl {
             CallInput::Recording { key, result } => self.on_recording(key, result),
             CallInput::Media(notice) => self.on_media(ep, now, notice),
             CallInput::Trunks(t) => self.trunks = t,
+            CallInput::Agent(req) => self.on_agent(ep, now, req),
+            CallInput::WebRtc(notice) => self.on_webrtc(ep, now, notice),
             CallInput::Click {
                 company,
                 agent,
                 target,
                 reply,
-            } => self.start_click(now, company, agent, target, reply),
+            } => self.start_click_from(company, agent, target, reply, None),
         }
     }
 

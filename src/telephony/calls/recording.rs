@@ -54,7 +54,7 @@ pub(super) async fn click_plan(
 ) -> Option<RecordPlan> {
     let setting = routed.far.iter().find_map(|t| match t {
         Target::Trunk { trunk, .. } => Some(trunk.config.settings.recording),
-        Target::Agent { .. } => None,
+        Target::Agent { .. } | Target::Browser { .. } => None,
     })?;
     recorder
         .wanted(routed.company, setting)

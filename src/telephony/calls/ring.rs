@@ -50,10 +50,17 @@ impl CallControl {
         let row = call.row;
         let company = call.company;
         let mut legs = Vec::new();
+        let mut browsers = Vec::new();
         for target in targets {
-            if let Target::Agent { user, .. } = &target
+            if let Target::Agent { user, .. } | Target::Browser { user } = &target
                 && Some(*user) == caller_agent
             {
+                continue;
+            }
+            if let Target::Browser { user } = target {
+                if !browsers.contains(&user) {
+                    browsers.push(user);
+                }
                 continue;
             }
             let mut local = new_local_media();
@@ -66,6 +73,7 @@ impl CallControl {
                 Direction::SendRecv,
             );
             let (request_uri, peer, party, auth, from_user) = match &target {
+                Target::Browser { .. } => continue,
                 Target::Agent {
                     user,
                     contact,
@@ -150,7 +158,17 @@ impl CallControl {
                 ringing: false,
                 offered_direction: Direction::SendRecv,
                 allows_update: false,
+                browser: None,
             });
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.ringing_side = side;
+        }
+        for user in browsers {
+            if let (Some(row), Some(company)) = (row, company) {
+                self.db.event(company, row, "ringing", Some(user), Some("browser".into()));
+            }
+            legs.push(self.browser_leg(key, user));
         }
         let Some(call) = self.calls.get_mut(&key) else {
             return;

@@ -78,6 +78,8 @@ pub(crate) enum Target {
         contact: String,
         peer: Peer,
     },
+    /// An agent's browser tabs (the agent WebSocket).
+    Browser { user: UserId },
     /// A number through a trunk.
     Trunk {
         trunk: Box<TrunkEntry>,
@@ -94,6 +96,8 @@ pub(crate) struct RouteInfo {
     /// The number shown to B legs (the caller's E.164, or the trunk's caller id).
     pub(crate) caller_id: String,
     pub(crate) caller_name: Option<String>,
+    /// The customer on the call, when known.
+    pub(crate) customer_id: Option<i64>,
 }
 
 /// A routed call.
@@ -171,6 +175,86 @@ pub(crate) async fn agent_targets(
         .collect())
 }
 
+/// The agents routing rings for a call to `members` (every agent when `None`): the
+/// softphones of agents not away and not on a call, and the browser tabs of available agents.
+pub(crate) async fn routing_targets(
+    state: &AppState,
+    company: CompanyId,
+    members: Option<&[UserId]>,
+) -> store::Result<Vec<Target>> {
+    let mut conn = state.db.conn().await?;
+    let contacts =
+        store::routing::agent_contacts(&mut conn.ex(), company, members, super::unix_ms()).await?;
+    drop(conn);
+    let mut targets: Vec<Target> = contacts
+        .into_iter()
+        .filter(|c| c.presence != "away" && !state.agents.is_busy(c.user_id))
+        .filter_map(|c| {
+            let peer = binding_peer(&c.source, c.transport)?;
+            Some(Target::Agent {
+                user: c.user_id,
+                contact: c.contact,
+                peer,
+            })
+        })
+        .collect();
+    targets.extend(
+        state
+            .agents
+            .ringable(company, members)
+            .into_iter()
+            .map(|user| Target::Browser { user }),
+    );
+    Ok(targets)
+}
+
+/// Where a blind transfer from an agent's browser goes: an extension (or number) as dialled,
+/// else a user id of the company; never back to the transferring agent.
+pub(crate) async fn transfer_targets(
+    state: &AppState,
+    trunks: &[TrunkEntry],
+    company: CompanyId,
+    me: UserId,
+    to: &str,
+) -> Result<Vec<Target>, u16> {
+    let targets = match resolve_dialled(state, trunks, company, to).await {
+        Ok((_, targets, _)) => targets,
+        Err(r) if r.status == 404 => {
+            let Ok(id) = to.parse::<i64>() else {
+                return Err(404);
+            };
+            let user = UserId(id);
+            let mut conn = state.db.conn().await.map_err(|_| 500u16)?;
+            let known = store::users::get_user(&mut conn.ex(), company, user)
+                .await
+                .map_err(|_| 500u16)?;
+            drop(conn);
+            if known.is_none() {
+                return Err(404);
+            }
+            let mut t = agent_targets(state, company, Some(&[user]))
+                .await
+                .map_err(|_| 500u16)?;
+            if state.agents.status(user).is_some_and(|(_, tab)| tab) {
+                t.push(Target::Browser { user });
+            }
+            t
+        }
+        Err(r) => return Err(r.status),
+    };
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| match t {
+            Target::Agent { user, .. } | Target::Browser { user } => *user != me,
+            Target::Trunk { .. } => true,
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(480);
+    }
+    Ok(targets)
+}
+
 /// The facts of a new inbound call, taken from its INVITE.
 pub(crate) struct InboundRequest {
     pub(crate) trunk: TrunkEntry,
@@ -227,7 +311,7 @@ pub(crate) async fn inbound(
         reason: reason.to_owned(),
         row: Some((company, row)),
     };
-    let targets = agent_targets(
+    let targets = routing_targets(
         &state,
         company,
         group.as_ref().map(|g| g.members.as_slice()),
@@ -251,6 +335,7 @@ pub(crate) async fn inbound(
         overflow_group: group.as_ref().and_then(|g| g.overflow_group_id),
         caller_id: req.caller.clone(),
         caller_name: req.caller_name.clone(),
+        customer_id: customer,
     };
     Ok(Routed {
         row,
@@ -276,7 +361,7 @@ pub(crate) async fn overflow(
         .map_err(internal)?
         .ok_or_else(|| Reject::new(480, "overflow group is gone"))?;
     drop(conn);
-    let targets = agent_targets(&state, company, Some(&g.members))
+    let targets = routing_targets(&state, company, Some(&g.members))
         .await
         .map_err(internal)?;
     let info = RouteInfo {
@@ -285,6 +370,7 @@ pub(crate) async fn overflow(
         overflow_group: g.overflow_group_id,
         caller_id: String::new(),
         caller_name: None,
+        customer_id: None,
     };
     Ok((targets, info))
 }
@@ -303,9 +389,16 @@ pub(crate) async fn resolve_dialled(
         .map_err(internal)?
     {
         drop(conn);
-        let targets = agent_targets(state, company, Some(&[user]))
+        let mut targets = agent_targets(state, company, Some(&[user]))
             .await
             .map_err(internal)?;
+        if state
+            .agents
+            .status(user)
+            .is_some_and(|(shown, tab)| tab && shown != crate::agents::Shown::OnCall)
+        {
+            targets.push(Target::Browser { user });
+        }
         if targets.is_empty() {
             return Err(Reject::new(480, "the agent is not registered"));
         }

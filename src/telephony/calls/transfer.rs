@@ -207,7 +207,18 @@ impl CallControl {
             }
             send_bye(ep, now, &mut old, &mut self.client_txs, key);
             self.by_call_id.remove(&old.call_id);
+            if let Some(b) = old.browser.as_mut() {
+                b.set_reason("transferred");
+            }
             let old_user = old.user();
+            if let Some(u) = old_user {
+                self.hub.set_busy(u, key, false);
+                call.busy.retain(|b| *b != u);
+            }
+            if let Some(u) = new_user {
+                self.hub.set_busy(u, key, true);
+                call.busy.push(u);
+            }
             if t.side == Side::B || call.agent == old_user {
                 call.agent = new_user.or(call.agent);
             }
