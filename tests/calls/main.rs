@@ -12,6 +12,8 @@
 //! - [`bad_input`]: unknown source (403), G.729 only (488), garbage and spoofed RTP;
 //! - [`recording`] (issue 5): caller left and agent right in a WAV as long as the call, nothing
 //!   without the switch, the consent prompt before ringing; [`crash`]: `kill -9` mid-call.
+//! - [`webrtc_agent`] (issue 6): agents over the agent WebSocket with str0m as their WebRTC
+//!   stack: answering, a second tab, a failed leg, dialling out, presence.
 //!
 //! Every test starts its own server (SQLite, ports 0, a distinct RTP port range) and its own
 //! peers on free ports, so they run in parallel; each is bounded by the peers' timeouts.
@@ -38,3 +40,4 @@ mod outbound;
 mod recording;
 mod recording_midcall;
 mod recording_retention;
+mod webrtc_agent;

@@ -301,6 +301,13 @@ impl CallControl {
             m.configure(Side::B, leg_params(n));
         }
         let b_codec = l.remote.as_ref().map(|n| n.codec);
+        // Busy from the answer on: routing rings no agent who just took a call.
+        for u in [user, call.a.user()].into_iter().flatten() {
+            if !call.busy.contains(&u) {
+                self.hub.set_busy(u, key, true);
+                call.busy.push(u);
+            }
+        }
         call.b = Some(l);
         call.ring_deadline = None;
         if call.a.server_tx.is_some()
