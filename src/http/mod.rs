@@ -22,6 +22,7 @@ use crate::secrets::Keyring;
 use crate::store::Db;
 
 pub mod api;
+mod app;
 pub mod error;
 pub mod extract;
 
@@ -116,6 +117,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body_bytes;
     router
         .route("/sip", axum::routing::get(sip_websocket))
+        .merge(app::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
