@@ -38,3 +38,4 @@ mod outbound;
 mod recording;
 mod recording_midcall;
 mod recording_retention;
+mod webdriver;
