@@ -30,6 +30,7 @@ mod rtp;
 mod attended;
 mod audio;
 mod bad_input;
+mod browser;
 mod click;
 mod crash;
 mod inbound;
