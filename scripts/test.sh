@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole masterz test suite on a fresh machine: installs what the tests need when it is
-# missing (PostgreSQL, SIPp, baresip; later Chromium), starts a throw-away PostgreSQL cluster on a
+# missing (PostgreSQL, SIPp, baresip, sox, Chromium), starts a throw-away PostgreSQL cluster on a
 # free port, runs formatting, lints and every test against SQLite and PostgreSQL, and stops the
 # cluster again.
 set -euo pipefail
@@ -28,6 +28,8 @@ command -v curl >/dev/null 2>&1 || apt_install curl          # waiting for a ser
 command -v sipp >/dev/null 2>&1 || apt_install sip-tester    # SIP interop peer (tests/peers, tests/sipp)
 command -v baresip >/dev/null 2>&1 || apt_install baresip baresip-core  # softphone peer, with TLS
 command -v sox >/dev/null 2>&1 || apt_install sox          # `sox --i` reads the recordings (tests/calls/crash.rs)
+command -v chromium >/dev/null 2>&1 || apt_install chromium  # the agent web app in a browser (tests/calls/browser.rs)
+command -v chromedriver >/dev/null 2>&1 || apt_install chromium-driver  # its WebDriver (tests/calls/webdriver.rs)
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 pg_bin() {

@@ -13,7 +13,9 @@
 //! - [`recording`] (issue 5): caller left and agent right in a WAV as long as the call, nothing
 //!   without the switch, the consent prompt before ringing; [`crash`]: `kill -9` mid-call.
 //! - [`webrtc_agent`] (issue 6): agents over the agent WebSocket with str0m as their WebRTC
-//!   stack: answering, a second tab, a failed leg, dialling out, presence.
+//!   stack: answering, a second tab, a failed leg, dialling out, presence; [`browser`]: the
+//!   agent web app in headless Chromium (through [`webdriver`]): answering a trunk call with
+//!   audio both ways and its recording, dialling out, a dropped WebSocket, a second tab.
 //!
 //! Every test starts its own server (SQLite, ports 0, a distinct RTP port range) and its own
 //! peers on free ports, so they run in parallel; each is bounded by the peers' timeouts.
@@ -32,6 +34,7 @@ mod rtp;
 mod attended;
 mod audio;
 mod bad_input;
+mod browser;
 mod click;
 mod crash;
 mod inbound;
@@ -40,4 +43,5 @@ mod outbound;
 mod recording;
 mod recording_midcall;
 mod recording_retention;
+mod webdriver;
 mod webrtc_agent;
