@@ -382,9 +382,7 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(ServerFrame::Call { call }) if call.state == "ringing"));
         hub.disconnect(u, conn);
         let (_, mut rx) = hub.connect(c, u, "t1", Presence::Available, serde_json::json!({}));
-        assert!(
-            matches!(rx.try_recv(), Ok(ServerFrame::Hello { calls, .. }) if calls.len() == 1)
-        );
+        assert!(matches!(rx.try_recv(), Ok(ServerFrame::Hello { calls, .. }) if calls.len() == 1));
         hub.call(u, 42, view(42, "ended"));
         let (_, mut rx) = hub.connect(c, u, "t2", Presence::Available, serde_json::json!({}));
         assert!(matches!(rx.try_recv(), Ok(ServerFrame::Hello { calls, .. }) if calls.is_empty()));
@@ -394,9 +392,21 @@ mod tests {
     fn routing_skips_away_busy_other_companies_and_long_gone_tabs() {
         let hub = AgentHub::default();
         let c = CompanyId(1);
-        let (_, _rx1) = hub.connect(c, UserId(1), "a", Presence::Available, serde_json::json!({}));
+        let (_, _rx1) = hub.connect(
+            c,
+            UserId(1),
+            "a",
+            Presence::Available,
+            serde_json::json!({}),
+        );
         let (_, _rx2) = hub.connect(c, UserId(2), "b", Presence::Away, serde_json::json!({}));
-        let (_, _rx3) = hub.connect(c, UserId(3), "c", Presence::Available, serde_json::json!({}));
+        let (_, _rx3) = hub.connect(
+            c,
+            UserId(3),
+            "c",
+            Presence::Available,
+            serde_json::json!({}),
+        );
         let (_, _rx4) = hub.connect(
             CompanyId(2),
             UserId(4),

@@ -130,8 +130,7 @@ impl MediaEngine {
                 return Err(e.into());
             }
         };
-        let (internal_addr, external_addr) = match (internal.local_addr(), external.local_addr())
-        {
+        let (internal_addr, external_addr) = match (internal.local_addr(), external.local_addr()) {
             (Ok(i), Ok(e)) => (i, e),
             (Err(e), _) | (_, Err(e)) => {
                 release();
@@ -291,12 +290,12 @@ impl LegTask {
                 },
                 r = self.external.recv_from(&mut ext) => {
                     if let Ok((n, from)) = r {
-                        self.from_browser(from, &ext[..n]);
+                        self.on_browser_datagram(from, &ext[..n]);
                     }
                 }
                 r = self.internal.recv_from(&mut int) => {
                     if let Ok((n, from)) = r {
-                        self.from_session(from, &int[..n]);
+                        self.on_session_datagram(from, &int[..n]);
                     }
                 }
                 () = tokio::time::sleep(wait) => {
@@ -357,7 +356,7 @@ impl LegTask {
         }
     }
 
-    fn from_browser(&mut self, from: SocketAddr, bytes: &[u8]) {
+    fn on_browser_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
         let Ok(contents) = bytes.try_into() else {
             return;
         };
@@ -378,7 +377,7 @@ impl LegTask {
     }
 
     /// Plain RTP from the media session: its payload goes to the browser as it is.
-    fn from_session(&mut self, from: SocketAddr, bytes: &[u8]) {
+    fn on_session_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
         if self.bridge_to.is_none_or(|b| b != from) || !self.connected {
             return;
         }
@@ -395,11 +394,11 @@ impl LegTask {
         }
         let time = MediaTime::new(u64::from(p.timestamp()), str0m::media::Frequency::EIGHT_KHZ);
         let payload = p.payload().to_vec();
-        let Some(pt) = self
-            .rtc
-            .writer(self.mid)
-            .and_then(|w| w.payload_params().find(|pp| *pp.pt() == pt).map(|pp| pp.pt()))
-        else {
+        let Some(pt) = self.rtc.writer(self.mid).and_then(|w| {
+            w.payload_params()
+                .find(|pp| *pp.pt() == pt)
+                .map(|pp| pp.pt())
+        }) else {
             return;
         };
         if let Some(w) = self.rtc.writer(self.mid) {
@@ -440,13 +439,13 @@ impl LegTask {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
                 self.fail("the browser closed the connection".into());
             }
-            Event::MediaData(m) => self.to_session(&m),
+            Event::MediaData(m) => self.send_to_session(&m),
             _ => {}
         }
     }
 
     /// Audio from the browser: sent to the media session as plain RTP.
-    fn to_session(&mut self, m: &str0m::media::MediaData) {
+    fn send_to_session(&mut self, m: &str0m::media::MediaData) {
         let Some(to) = self.bridge_to else {
             return;
         };
@@ -467,4 +466,3 @@ impl LegTask {
         let _ = self.internal.try_send_to(&buf[..len], to);
     }
 }
-

@@ -80,7 +80,9 @@ impl Browser {
             self.rtc.handle_input(input).unwrap();
             self.drain();
         }
-        self.rtc.handle_input(Input::Timeout(Instant::now())).unwrap();
+        self.rtc
+            .handle_input(Input::Timeout(Instant::now()))
+            .unwrap();
         self.drain();
     }
 
@@ -133,7 +135,12 @@ async fn a_webrtc_leg_connects_and_carries_g711_both_ways_untouched() {
         .webrtc(7, &[Codec::Pcma, Codec::Pcmu], Duration::from_secs(5), tx)
         .unwrap();
     assert!(leg.offer().contains("a=ice-lite"), "{}", leg.offer());
-    let m_line = leg.offer().lines().find(|l| l.starts_with("m=audio")).unwrap().to_owned();
+    let m_line = leg
+        .offer()
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap()
+        .to_owned();
     assert!(m_line.ends_with(" 8 0"), "{m_line}");
     let session = UdpSocket::bind("127.0.0.1:0").unwrap();
     session.set_nonblocking(true).unwrap();
@@ -153,9 +160,7 @@ async fn a_webrtc_leg_connects_and_carries_g711_both_ways_untouched() {
         if browser.connected && connected.is_some() {
             n += 1;
             browser.send_audio(u64::from(n), 0x55);
-            session
-                .send_to(&rtp(n, 8, 0xd5), leg.rtp_addr())
-                .unwrap();
+            session.send_to(&rtp(n, 8, 0xd5), leg.rtp_addr()).unwrap();
         }
         let mut buf = [0u8; 2048];
         while let Ok((len, from)) = session.recv_from(&mut buf) {
@@ -171,14 +176,27 @@ async fn a_webrtc_leg_connects_and_carries_g711_both_ways_untouched() {
             payload_type: 8
         })
     );
-    assert!(from_browser.len() >= 20, "{} packets from the browser", from_browser.len());
+    assert!(
+        from_browser.len() >= 20,
+        "{} packets from the browser",
+        from_browser.len()
+    );
     for p in &from_browser {
         let p = masterz_media::rtp::RtpPacket::parse(p).unwrap();
         assert_eq!(p.payload_type(), 8);
         assert_eq!(p.payload(), &[0x55; 160][..]);
     }
-    assert!(browser.received.len() >= 20, "{} packets to the browser", browser.received.len());
-    assert!(browser.received.iter().all(|(pt, d)| *pt == 8 && d == &[0xd5; 160]));
+    assert!(
+        browser.received.len() >= 20,
+        "{} packets to the browser",
+        browser.received.len()
+    );
+    assert!(
+        browser
+            .received
+            .iter()
+            .all(|(pt, d)| *pt == 8 && d == &[0xd5; 160])
+    );
 }
 
 #[tokio::test]

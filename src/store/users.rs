@@ -444,9 +444,14 @@ pub async fn set_presence(
     user: UserId,
     presence: &str,
 ) -> Result<bool> {
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE users SET presence = $3 WHERE company_id = $1 AND id = $2",
-        company, user, presence)?;
+        company,
+        user,
+        presence
+    )?;
     Ok(n > 0)
 }
 

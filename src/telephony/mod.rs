@@ -449,9 +449,9 @@ pub async fn start(state: Arc<AppState>) -> anyhow::Result<Telephony> {
             min_se: config.sip_min_se_secs.max(1),
             t1,
             t2: Duration::from_secs(4).max(t1),
+            webrtc_timeout: Duration::from_secs(config.webrtc_connect_timeout_secs.max(1)),
         },
         call_metrics.clone(),
-        Duration::from_secs(config.webrtc_connect_timeout_secs.max(1)),
     );
 
     let mut tasks = Vec::new();

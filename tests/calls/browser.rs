@@ -10,9 +10,10 @@
 //! - [`browser_agent_dials_out`]: a number dialled in the page is called through the trunk;
 //!   the page hears the far end's 440 Hz, the far end gets the page's RTP, the call row counts
 //!   packets both ways, and the page's hang-up ends the far end's call;
-//! - [`browser_reconnect_keeps_call`]: the agent WebSocket closing mid-call changes nothing
-//!   but the socket: the page reconnects, keeps the same leg `connected`, RTP goes on, and the
-//!   server's call is still up;
+//! - [`browser_reconnect_and_reload_keep_call`]: the agent WebSocket closing mid-call changes
+//!   nothing but the socket: the page reconnects, keeps the same leg `connected`, RTP goes on,
+//!   and the server's call is still up; then a reload: the tab claims its call again and gets a
+//!   new WebRTC connection, with RTP both ways, and the call never ended;
 //! - [`second_tab_cannot_answer_twice`]: two tabs of one agent both ring; once one answered,
 //!   the other's `answer` is refused with an `error` frame and gets no media; the call has one
 //!   answer.
@@ -498,7 +499,7 @@ async fn browser_agent_dials_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_reconnect_keeps_call() {
+async fn browser_reconnect_and_reload_keep_call() {
     if !peers_installed() {
         return;
     }
@@ -563,6 +564,23 @@ async fn browser_reconnect_keeps_call() {
         "the call ended with the socket: {call:#}"
     );
     assert_eq!(text(&call, "status"), "answered", "{call:#}");
+
+    // A reload: the page and its WebRTC connection go at once. The tab keeps its id, claims
+    // its call again and gets a new connection; the call itself never ended.
+    b.execute(
+        "setTimeout(() => location.reload(), 0); return true;",
+        vec![],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = call_panel(&b, "connected", T_CONNECT).await;
+    assert_eq!(again, leg, "the reloaded page shows another call");
+    rtp_flows(&b).await;
+    let call = pbx.call(call_id).await;
+    assert!(
+        call["ended_at"].is_null(),
+        "the call ended with the reload: {call:#}"
+    );
 
     hang_up(&b).await;
     let far = far.wait_async().await;

@@ -303,9 +303,16 @@ async fn a_websocket_agent_answers_a_trunk_call_over_webrtc_and_it_is_recorded()
 
     drive_for(&mut ws, &mut browser, started, Duration::from_secs(3)).await;
     let heard = voiced(&browser.heard, 500.0);
-    assert!(heard.len() > 8000, "the browser heard {} samples", heard.len());
+    assert!(
+        heard.len() > 8000,
+        "the browser heard {} samples",
+        heard.len()
+    );
     let (f440, f1000) = (goertzel(&heard, 440.0), goertzel(&heard, 1000.0));
-    assert!(f440 > 10.0 * f1000, "the browser hears 440 Hz: {f440} vs {f1000}");
+    assert!(
+        f440 > 10.0 * f1000,
+        "the browser hears 440 Hz: {f440} vs {f1000}"
+    );
 
     send(&mut ws, json!({"type": "hangup", "leg": leg})).await;
     let ended = next(&mut ws, |f| call_state(f, "ended").is_some()).await;
@@ -325,9 +332,20 @@ async fn a_websocket_agent_answers_a_trunk_call_over_webrtc_and_it_is_recorded()
     let rec = finished_recordings(&pbx, 1).await;
     let (left, right) = read_stereo(&pbx.s.data_dir().join(&rec[0].path));
     let (left, right) = (voiced(&left, 500.0), voiced(&right, 500.0));
-    assert!(left.len() > 8000 && right.len() > 8000, "{} {}", left.len(), right.len());
-    assert!(goertzel(&left, 440.0) > 10.0 * goertzel(&left, 1000.0), "left is the caller");
-    assert!(goertzel(&right, 1000.0) > 10.0 * goertzel(&right, 440.0), "right is the agent");
+    assert!(
+        left.len() > 8000 && right.len() > 8000,
+        "{} {}",
+        left.len(),
+        right.len()
+    );
+    assert!(
+        goertzel(&left, 440.0) > 10.0 * goertzel(&left, 1000.0),
+        "left is the caller"
+    );
+    assert!(
+        goertzel(&right, 1000.0) > 10.0 * goertzel(&right, 440.0),
+        "right is the agent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,7 +372,11 @@ async fn a_browser_whose_media_fails_is_dropped_and_another_agent_takes_the_call
     send(&mut broken, json!({"type": "answer", "leg": l1})).await;
     let offer = next(&mut broken, |f| f["type"] == "offer").await;
     let (_silent, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
-    send(&mut broken, json!({"type": "sdp", "leg": l1, "sdp": answer})).await;
+    send(
+        &mut broken,
+        json!({"type": "sdp", "leg": l1, "sdp": answer}),
+    )
+    .await;
     let failed = next(&mut broken, |f| call_state(f, "ended").is_some()).await;
     let reason = failed["call"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("media_failed"), "{failed}");
@@ -424,13 +446,20 @@ async fn a_websocket_agent_dials_out_through_the_trunk_and_sets_presence() {
     drive_for(&mut ws, &mut browser, started, Duration::from_secs(2)).await;
     // The far end echoes: the browser hears its own 1000 Hz.
     let heard = voiced(&browser.heard, 500.0);
-    assert!(heard.len() > 4000, "the browser heard {} samples", heard.len());
+    assert!(
+        heard.len() > 4000,
+        "the browser heard {} samples",
+        heard.len()
+    );
     assert!(goertzel(&heard, 1000.0) > 10.0 * goertzel(&heard, 440.0));
 
     // Presence is chosen from the page, and shown to the company.
     let (mut away, _) = connect(&pbx, &pbx.t.agent_token.clone(), "away").await;
     send(&mut away, json!({"type": "presence", "status": "away"})).await;
-    next(&mut away, |f| f["type"] == "presence" && f["status"] == "away").await;
+    next(&mut away, |f| {
+        f["type"] == "presence" && f["status"] == "away"
+    })
+    .await;
     assert_eq!(presence_of(&agents(&pbx).await, pbx.t.agent.0), "away");
 
     send(&mut ws, json!({"type": "hangup", "leg": leg})).await;
@@ -446,4 +475,66 @@ async fn a_websocket_agent_dials_out_through_the_trunk_and_sets_presence() {
     assert_eq!(calls[0]["status"], "completed", "{}", calls[0]);
     let m = calls[0]["rtp_packets_in"].as_i64().unwrap();
     assert!(m > 100, "{}", calls[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_tab_gets_its_call_back_with_new_media() {
+    if !peers::require(peers::SIPP) {
+        return;
+    }
+    let pbx = Pbx::start(|_| {}).await;
+    pbx.local_trunk().await;
+    let token = pbx.t.admin_token.clone();
+    let (mut ws, _) = connect(&pbx, &token, "reloaded").await;
+    let caller = pbx
+        .caller(
+            &fixture("pcmu_440hz_8s.pcap").display().to_string(),
+            12_000,
+            "1800",
+        )
+        .spawn();
+    let ringing = next(&mut ws, |f| call_state(f, "ringing").is_some()).await;
+    let leg = ringing["call"]["leg"].clone();
+    send(&mut ws, json!({"type": "answer", "leg": leg})).await;
+    let offer = next(&mut ws, |f| f["type"] == "offer").await;
+    let (mut browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
+    send(&mut ws, json!({"type": "sdp", "leg": leg, "sdp": answer})).await;
+    let started = Instant::now();
+    drive_until(&mut ws, &mut browser, started, |f| {
+        call_state(f, "connected").is_some()
+    })
+    .await;
+
+    // The page reloads: its socket and its WebRTC connection are gone at once.
+    drop(browser);
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut ws, hello) = connect(&pbx, &token, "reloaded").await;
+    let call = &hello["calls"][0];
+    assert_eq!(
+        (&call["leg"], &call["state"], &call["tab"]),
+        (&leg, &json!("connected"), &json!("reloaded")),
+        "{hello}"
+    );
+    // It claims the call again and gets a new connection; the caller never noticed.
+    send(&mut ws, json!({"type": "answer", "leg": leg})).await;
+    let offer = next(&mut ws, |f| f["type"] == "offer").await;
+    let (mut browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
+    send(&mut ws, json!({"type": "sdp", "leg": leg, "sdp": answer})).await;
+    let started = Instant::now();
+    drive_for(&mut ws, &mut browser, started, Duration::from_secs(3)).await;
+    let heard = voiced(&browser.heard, 500.0);
+    assert!(
+        heard.len() > 8000,
+        "after the reload the browser heard {} samples",
+        heard.len()
+    );
+    assert!(goertzel(&heard, 440.0) > 10.0 * goertzel(&heard, 1000.0));
+    let calls = pbx.calls().await;
+    assert!(calls[0]["ended_at"].is_null(), "{}", calls[0]);
+
+    send(&mut ws, json!({"type": "hangup", "leg": leg})).await;
+    let ended = next(&mut ws, |f| call_state(f, "ended").is_some()).await;
+    assert_eq!(ended["call"]["reason"], "hangup", "{ended}");
+    caller.wait_async().await.assert_success();
 }

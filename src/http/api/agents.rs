@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -191,7 +191,9 @@ async fn agent_websocket(
     }
     let company = auth.company();
     let user = auth.principal.user_id;
-    let can_dial = auth.principal.can(crate::domain::Permission::CustomersWrite);
+    let can_dial = auth
+        .principal
+        .can(crate::domain::Permission::CustomersWrite);
     let me = match hello_user(&state, company, user).await {
         Ok(m) => m,
         Err(e) => return e.into_response(),

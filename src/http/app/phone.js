@@ -350,6 +350,13 @@ function onHello(frame) {
     const call = findCall(leg);
     if (!call || (call.tab && call.tab !== state.tab)) endMedia(leg);
   }
+  // A call this tab owns but has no media for (the page was reloaded): claim it again; the
+  // server offers a new connection while the call goes on.
+  for (const call of calls) {
+    if (call.tab === state.tab && call.state === "connected" && !legs.has(call.leg)) {
+      send({ type: "answer", leg: call.leg });
+    }
+  }
   attempt = 0;
   state.connection = "connected";
   emit("change");

@@ -25,8 +25,17 @@ use crate::agents::{AgentHub, CallView, ServerFrame};
 use crate::domain::{CompanyId, UserId};
 use crate::media_engine::{Side, WebRtcEvent, WebRtcNotice};
 
+/// How long a call waits for the tab of a browser whose connection went away (a reload) to
+/// come back with a new one before it ends.
+const RESUME_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Duration of each DTMF digit the agent sends from the keypad.
 const KEYPAD_DIGIT_MS: u32 = 160;
+
+/// The owner tag of a WebRTC leg: the browser leg and the leg's generation.
+fn owner(leg: LegId, generation: u8) -> u64 {
+    (leg.0 << 8) | u64::from(generation)
+}
 
 /// What an agent's tab asks of call control (docs/agent-websocket.md).
 #[derive(Clone, Debug)]
@@ -115,8 +124,14 @@ pub(crate) struct BrowserLeg {
     /// The tab that claimed the call.
     pub(crate) tab: Option<String>,
     pub(crate) rtc: Option<crate::media_engine::WebRtcLeg>,
+    /// The generation of `rtc`: each WebRTC leg of this browser leg reports with its own.
+    generation: u8,
+    /// A new WebRTC leg for a connected call (the tab was reloaded), until it connects.
+    pending: Option<(u8, crate::media_engine::WebRtcLeg)>,
     /// ICE and DTLS are up.
     pub(crate) connected: bool,
+    /// The connection of a connected call went away, and no new one has connected since.
+    lost: bool,
     pub(crate) view: CallView,
     leg: u64,
     hub: Arc<AgentHub>,
@@ -177,7 +192,10 @@ impl CallControl {
                 user,
                 tab: None,
                 rtc: None,
+                generation: 0,
+                pending: None,
                 connected: false,
+                lost: false,
                 view,
                 leg: id.0,
                 hub: self.hub.clone(),
@@ -188,7 +206,10 @@ impl CallControl {
         Leg {
             id,
             party: Party::Agent { user },
-            peer: Peer::new(Transport::Udp, std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            peer: Peer::new(
+                Transport::Udp,
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ),
             call_id: format!("browser-leg-{}", id.0),
             invite: Message::request(Method::Invite, "sip:browser.invalid"),
             server_tx: None,
@@ -225,7 +246,9 @@ impl CallControl {
     /// A command from an agent's tab.
     pub(super) fn on_agent(&mut self, ep: &mut Endpoint, now: Instant, req: AgentRequest) {
         if let AgentCommand::Dial { number } = &req.cmd {
-            let target = if number.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+            let target = if number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.')
                 && !number.starts_with('+')
                 && number.len() < 9
             {
@@ -261,7 +284,7 @@ impl CallControl {
             AgentCommand::Answer { .. } => self.claim(key, leg, &req),
             AgentCommand::Sdp { sdp, .. } => {
                 if let Some(b) = self.browser_mut(key, leg)
-                    && let Some(rtc) = b.rtc.as_ref()
+                    && let Some(rtc) = b.pending.as_ref().map(|p| &p.1).or(b.rtc.as_ref())
                 {
                     rtc.accept_answer(sdp);
                 } else {
@@ -288,6 +311,9 @@ impl CallControl {
             return;
         };
         if !call.ringing.iter().any(|l| l.id == leg) {
+            if Self::side_of(call, leg).is_some() {
+                return self.resume(key, leg, req);
+            }
             return self.refuse(req, "the call is no longer ringing");
         }
         let other = match call.ringing_side {
@@ -306,7 +332,7 @@ impl CallControl {
             Some(o) => o,
             None => {
                 match self.media.webrtc(
-                    leg.0,
+                    owner(leg, 0),
                     &codecs,
                     self.webrtc_timeout,
                     self.webrtc_events.clone(),
@@ -336,6 +362,130 @@ impl CallControl {
                 sdp: offer,
             },
         );
+    }
+
+    /// The tab that owns a connected call lost its WebRTC connection (a reload): a new WebRTC
+    /// leg is offered; the old one carries the call until the new one connects.
+    fn resume(&mut self, key: CallKey, leg: LegId, req: &AgentRequest) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(l) = Self::leg_mut(call, leg) else {
+            return;
+        };
+        let codec = l.remote.as_ref().map(|n| n.codec);
+        let Some(b) = l.browser.as_mut() else {
+            return;
+        };
+        if !b.connected {
+            return self.refuse(req, "the call is not connected");
+        }
+        let generation = b
+            .pending
+            .as_ref()
+            .map_or(b.generation, |p| p.0)
+            .wrapping_add(1);
+        let rtc = match self.media.webrtc(
+            owner(leg, generation),
+            &codecs_after(codec),
+            self.webrtc_timeout,
+            self.webrtc_events.clone(),
+        ) {
+            Ok(rtc) => rtc,
+            Err(e) => return self.refuse(req, format!("media unavailable: {e}")),
+        };
+        let offer = rtc.offer().to_owned();
+        let Some(b) = self.browser_mut(key, leg) else {
+            return;
+        };
+        b.pending = Some((generation, rtc));
+        self.hub.send_tab(
+            req.user,
+            &req.tab,
+            ServerFrame::Offer {
+                leg: leg.0.to_string(),
+                sdp: offer,
+            },
+        );
+    }
+
+    /// A resumed WebRTC leg connected (it takes over the call's media) or failed (the old one
+    /// goes on, if it still works).
+    fn resumed(&mut self, key: CallKey, leg: LegId, event: WebRtcEvent) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let side = Self::side_of(call, leg);
+        let internal = side.and_then(|s| call.media.as_ref().map(|m| (s, m.internal_rtp(s))));
+        let Some(l) = Self::leg_mut(call, leg) else {
+            return;
+        };
+        let Some(b) = l.browser.as_mut() else {
+            return;
+        };
+        let Some((generation, rtc)) = b.pending.take() else {
+            return;
+        };
+        match event {
+            WebRtcEvent::Connected {
+                codec,
+                payload_type,
+            } => {
+                let Some((side, internal)) = internal else {
+                    return;
+                };
+                rtc.bridge(internal);
+                let addr = rtc.rtp_addr();
+                b.rtc = Some(rtc);
+                b.generation = generation;
+                b.lost = false;
+                b.publish();
+                let negotiated = Negotiated {
+                    codec,
+                    payload_type,
+                    telephone_event: None,
+                    ptime_ms: 20,
+                    remote_rtp: Some(addr),
+                    remote_rtcp: Some(addr),
+                    remote_direction: Direction::SendRecv,
+                };
+                let params = super::answer::leg_params(&negotiated);
+                l.remote = Some(negotiated);
+                if let Some(m) = call.media.as_ref() {
+                    m.configure(side, params);
+                }
+            }
+            WebRtcEvent::Failed(reason) => {
+                let (user, tab) = (b.user, b.tab.clone().unwrap_or_default());
+                self.hub.send_tab(
+                    user,
+                    &tab,
+                    ServerFrame::Error {
+                        leg: Some(leg.0.to_string()),
+                        message: format!("the audio could not be restored: {reason}"),
+                    },
+                );
+            }
+            WebRtcEvent::Closed => {}
+        }
+    }
+
+    /// The grace after a lost browser connection is over: without a new one, the call ends.
+    pub(super) fn browser_lost_expired(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        leg: LegId,
+    ) {
+        let Some(b) = self.browser_mut(key, leg) else {
+            return;
+        };
+        if !b.lost {
+            return;
+        }
+        b.set_reason("media_lost");
+        self.peer_hung_up(ep, now, key, leg, "agent");
     }
 
     /// Removes a ringing browser leg with `reason`; the call goes on with the others.
@@ -514,10 +664,24 @@ impl CallControl {
 
     /// Media of a browser leg connected, failed or closed.
     pub(super) fn on_webrtc(&mut self, ep: &mut Endpoint, now: Instant, notice: WebRtcNotice) {
-        let leg = LegId(notice.owner);
+        let (leg, generation) = (LegId(notice.owner >> 8), (notice.owner & 0xff) as u8);
         let Some(&key) = self.browser_legs.get(&leg) else {
             return;
         };
+        let (current, pending) = self.browser_mut(key, leg).map_or((None, None), |b| {
+            (Some(b.generation), b.pending.as_ref().map(|p| p.0))
+        });
+        if pending == Some(generation) {
+            return self.resumed(key, leg, notice.event);
+        }
+        if current != Some(generation) {
+            // A WebRTC leg that was replaced: its end changes nothing.
+            return;
+        }
+        if pending.is_some() && !matches!(notice.event, WebRtcEvent::Connected { .. }) {
+            // The old connection died while its replacement connects (a reloaded tab).
+            return;
+        }
         match notice.event {
             WebRtcEvent::Connected {
                 codec,
@@ -540,17 +704,21 @@ impl CallControl {
                 }
             }
             WebRtcEvent::Closed => {
-                if let Some(b) = self.browser_mut(key, leg) {
-                    b.set_reason("media_lost");
-                }
                 let ringing = self
                     .calls
                     .get(&key)
                     .is_some_and(|c| c.ringing.iter().any(|l| l.id == leg));
                 if ringing {
                     self.drop_ringing(ep, now, key, leg, "media_lost");
-                } else {
-                    self.peer_hung_up(ep, now, key, leg, "agent");
+                } else if let Some(b) = self.browser_mut(key, leg) {
+                    // A reload looks the same as a closed tab at first: the tab has a while to
+                    // come back and claim the call again.
+                    b.lost = true;
+                    self.schedule(
+                        now + RESUME_GRACE,
+                        key,
+                        super::timers::Timer::BrowserLost(leg),
+                    );
                 }
             }
         }

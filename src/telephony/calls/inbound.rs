@@ -315,7 +315,10 @@ impl CallControl {
                 }
                 Err(e) => Err(e),
             };
-            let _ = inputs.send(CallInput::Routed { key, result });
+            let _ = inputs.send(CallInput::Routed {
+                key,
+                result: Box::new(result),
+            });
         });
     }
 

@@ -145,7 +145,7 @@ pub(crate) enum CallInput {
     /// A routing job finished.
     Routed {
         key: CallKey,
-        result: Result<route::Routed, route::Reject>,
+        result: Box<Result<route::Routed, route::Reject>>,
     },
     /// A transfer target was resolved.
     TransferRouted {
@@ -212,6 +212,8 @@ pub(crate) struct CallSettings {
     pub(crate) min_se: u32,
     pub(crate) t1: Duration,
     pub(crate) t2: Duration,
+    /// ICE and DTLS of a browser leg must complete within this after its answer.
+    pub(crate) webrtc_timeout: Duration,
 }
 
 /// One call: its two sides and what connects them.
@@ -302,7 +304,6 @@ impl CallControl {
         media_events: mpsc::UnboundedSender<MediaNotice>,
         settings: CallSettings,
         metrics: Arc<CallMetrics>,
-        webrtc_timeout: Duration,
     ) -> Self {
         let db = persist::Writer::start(ctx.state.clone(), inputs.clone());
         let (webrtc_events, mut webrtc_rx) = mpsc::unbounded_channel();
@@ -318,7 +319,7 @@ impl CallControl {
         Self {
             hub,
             webrtc_events,
-            webrtc_timeout,
+            webrtc_timeout: settings.webrtc_timeout,
             browser_legs: HashMap::new(),
             ctx,
             media,
@@ -382,7 +383,7 @@ impl CallControl {
     /// An input from a job, the writer, the media engine or the API.
     pub(crate) fn on_input(&mut self, ep: &mut Endpoint, now: Instant, input: CallInput) {
         match input {
-            CallInput::Routed { key, result } => self.on_routed(ep, now, key, result),
+            CallInput::Routed { key, result } => self.on_routed(ep, now, key, *result),
             CallInput::TransferRouted { key, from, result } => {
                 self.on_transfer_routed(ep, now, key, from, result);
             }

@@ -166,7 +166,8 @@ impl CallControl {
         }
         for user in browsers {
             if let (Some(row), Some(company)) = (row, company) {
-                self.db.event(company, row, "ringing", Some(user), Some("browser".into()));
+                self.db
+                    .event(company, row, "ringing", Some(user), Some("browser".into()));
             }
             legs.push(self.browser_leg(key, user));
         }

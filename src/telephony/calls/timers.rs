@@ -25,6 +25,8 @@ pub(crate) enum Timer {
     Expire(LegId),
     /// Retransmit our 2xx on a leg whose ACK has not come.
     Retransmit(LegId),
+    /// A browser's connection went away: the call ends unless its tab came back meanwhile.
+    BrowserLost(LegId),
 }
 
 /// A heap entry: earliest first.
@@ -36,6 +38,7 @@ impl CallControl {
             return;
         };
         match timer {
+            Timer::BrowserLost(leg) => self.browser_lost_expired(ep, now, key, leg),
             Timer::Ring => {
                 if call.phase == Phase::Ringing && call.ring_deadline.is_some_and(|d| d <= now) {
                     call.ring_deadline = None;
