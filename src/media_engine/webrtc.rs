@@ -61,6 +61,7 @@ pub struct WebRtcNotice {
 enum Command {
     Answer(String),
     Bridge(SocketAddr),
+    Hold(bool),
 }
 
 /// One browser leg. Dropping it closes the connection and frees its port.
@@ -86,6 +87,12 @@ impl WebRtcLeg {
     /// The browser's SDP answer. A bad one ends in [`WebRtcEvent::Failed`].
     pub fn accept_answer(&self, sdp: String) {
         let _ = self.commands.send(Command::Answer(sdp));
+    }
+
+    /// While `held`, the browser's audio is not passed on: the agent put the other party on
+    /// hold, and the other party must not hear the agent meanwhile.
+    pub fn hold(&self, held: bool) {
+        let _ = self.commands.send(Command::Hold(held));
     }
 
     /// Sends the browser's audio, as plain RTP, to `to` (a media session's local RTP port), and
@@ -165,6 +172,7 @@ impl MediaEngine {
             sending: None,
             rx_seq: 0,
             rx_ssrc: u32::from_be_bytes(random4()),
+            held: false,
             done: false,
         };
         tokio::spawn(async move {
@@ -265,6 +273,8 @@ struct LegTask {
     /// Sequence number and SSRC of the plain RTP stream toward the media session.
     rx_seq: u16,
     rx_ssrc: u32,
+    /// The browser's audio is not passed on (hold).
+    held: bool,
     done: bool,
 }
 
@@ -353,6 +363,7 @@ impl LegTask {
                 self.connect_deadline = Some(Instant::now() + self.connect_timeout);
             }
             Command::Bridge(to) => self.bridge_to = Some(to),
+            Command::Hold(held) => self.held = held,
         }
     }
 
@@ -446,7 +457,7 @@ impl LegTask {
 
     /// Audio from the browser: sent to the media session as plain RTP.
     fn send_to_session(&mut self, m: &str0m::media::MediaData) {
-        let Some(to) = self.bridge_to else {
+        let Some(to) = self.bridge_to.filter(|_| !self.held) else {
             return;
         };
         let mut buf = [0u8; MTU];

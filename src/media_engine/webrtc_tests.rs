@@ -197,6 +197,29 @@ async fn a_webrtc_leg_connects_and_carries_g711_both_ways_untouched() {
             .iter()
             .all(|(pt, d)| *pt == 8 && d == &[0xd5; 160])
     );
+
+    // On hold, the browser's audio stops at the leg; the other way goes on.
+    leg.hold(true);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut buf = [0u8; 2048];
+    while session.recv_from(&mut buf).is_ok() {}
+    let before = browser.received.len();
+    for _ in 0..20 {
+        n += 1;
+        browser.send_audio(u64::from(n), 0x55);
+        session.send_to(&rtp(n, 8, 0xd5), leg.rtp_addr()).unwrap();
+        browser.step();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    browser.step();
+    assert!(
+        session.recv_from(&mut buf).is_err(),
+        "audio passed on while held"
+    );
+    assert!(
+        browser.received.len() > before,
+        "the browser hears nothing on hold"
+    );
 }
 
 #[tokio::test]

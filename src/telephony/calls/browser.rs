@@ -435,6 +435,7 @@ impl CallControl {
                     return;
                 };
                 rtc.bridge(internal);
+                rtc.hold(b.view.held);
                 let addr = rtc.rtp_addr();
                 b.rtc = Some(rtc);
                 b.generation = generation;
@@ -579,6 +580,9 @@ impl CallControl {
         }
         b.view.held = on;
         b.publish();
+        if let Some(rtc) = b.rtc.as_ref() {
+            rtc.hold(on);
+        }
         if let (Some(company), Some(row)) = (call.company, call.row) {
             let kind = if on { "held" } else { "resumed" };
             self.db.event(company, row, kind, Some(req.user), None);

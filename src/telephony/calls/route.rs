@@ -176,7 +176,10 @@ pub(crate) async fn agent_targets(
 }
 
 /// The agents routing rings for a call to `members` (every agent when `None`): the
-/// softphones of agents not away and not on a call, and the browser tabs of available agents.
+/// softphones of agents who are not away, and the browser tabs of available agents (not away,
+/// not on a call). A softphone rings even while its agent is on a call: call waiting is the
+/// phone's to offer (and a SIP endpoint may be a queue that takes many calls); the web app
+/// takes one call at a time.
 pub(crate) async fn routing_targets(
     state: &AppState,
     company: CompanyId,
@@ -188,7 +191,7 @@ pub(crate) async fn routing_targets(
     drop(conn);
     let mut targets: Vec<Target> = contacts
         .into_iter()
-        .filter(|c| c.presence != "away" && !state.agents.is_busy(c.user_id))
+        .filter(|c| c.presence != "away")
         .filter_map(|c| {
             let peer = binding_peer(&c.source, c.transport)?;
             Some(Target::Agent {
