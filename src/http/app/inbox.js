@@ -25,7 +25,6 @@ let refreshTimer = null;
 /** What the right column shows: {customerId, conversationId, cursor, token}. */
 let view = null;
 let viewToken = 0;
-
 /** Wires the controls once. `onDial(number)` calls a customer's number. */
 export function init({ onDial }) {
   dial = onDial;
@@ -246,14 +245,13 @@ async function loadTimeline({ older = false } = {}) {
   // The API answers newest first; the page shows the newest at the bottom, like a chat.
   const items = (page && Array.isArray(page.items) ? page.items : []).slice().reverse();
   const rows = items.map((item) => timelineItem(item, { users, me }));
-  const scroller = list.parentElement;
   if (older) {
-    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    // The scroller is anchored at its bottom (column-reverse): what the agent sees stays put.
     list.prepend(...rows);
-    scroller.scrollTop = scroller.scrollHeight - fromBottom;
   } else {
     fill(list, rows);
-    scroller.scrollTop = scroller.scrollHeight;
+    // 0 is the bottom of a column-reverse scroller: the newest entry.
+    list.closest(".timeline-scroll").scrollTop = 0;
   }
   status.textContent = list.children.length === 0 ? "Nothing in the timeline yet." : "";
 }
