@@ -192,6 +192,16 @@ impl Browser {
     }
 }
 
+/// Claims the call on `leg` for this tab and answers the offer with a new [`Browser`] (whose
+/// stack runs only when it is stepped).
+async fn take(ws: &mut Ws, leg: &Value) -> Browser {
+    send(ws, json!({"type": "answer", "leg": leg})).await;
+    let offer = next(ws, |f| f["type"] == "offer").await;
+    let (browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
+    send(ws, json!({"type": "sdp", "leg": leg, "sdp": answer})).await;
+    browser
+}
+
 /// Drives `browser` while waiting for a frame that `want` accepts.
 async fn drive_until(
     ws: &mut Ws,
@@ -369,23 +379,13 @@ async fn a_browser_whose_media_fails_is_dropped_and_another_agent_takes_the_call
     let (l1, l2) = (r1["call"]["leg"].clone(), r2["call"]["leg"].clone());
 
     // The first agent answers with a valid SDP answer but its browser never runs ICE.
-    send(&mut broken, json!({"type": "answer", "leg": l1})).await;
-    let offer = next(&mut broken, |f| f["type"] == "offer").await;
-    let (_silent, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
-    send(
-        &mut broken,
-        json!({"type": "sdp", "leg": l1, "sdp": answer}),
-    )
-    .await;
+    let _silent = take(&mut broken, &l1).await;
     let failed = next(&mut broken, |f| call_state(f, "ended").is_some()).await;
     let reason = failed["call"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("media_failed"), "{failed}");
 
     // The call still rings the other agent, who takes it.
-    send(&mut good, json!({"type": "answer", "leg": l2})).await;
-    let offer = next(&mut good, |f| f["type"] == "offer").await;
-    let (mut browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
-    send(&mut good, json!({"type": "sdp", "leg": l2, "sdp": answer})).await;
+    let mut browser = take(&mut good, &l2).await;
     let started = Instant::now();
     drive_until(&mut good, &mut browser, started, |f| {
         call_state(f, "connected").is_some()
@@ -495,10 +495,7 @@ async fn a_reloaded_tab_gets_its_call_back_with_new_media() {
         .spawn();
     let ringing = next(&mut ws, |f| call_state(f, "ringing").is_some()).await;
     let leg = ringing["call"]["leg"].clone();
-    send(&mut ws, json!({"type": "answer", "leg": leg})).await;
-    let offer = next(&mut ws, |f| f["type"] == "offer").await;
-    let (mut browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
-    send(&mut ws, json!({"type": "sdp", "leg": leg, "sdp": answer})).await;
+    let mut browser = take(&mut ws, &leg).await;
     let started = Instant::now();
     drive_until(&mut ws, &mut browser, started, |f| {
         call_state(f, "connected").is_some()
@@ -517,10 +514,7 @@ async fn a_reloaded_tab_gets_its_call_back_with_new_media() {
         "{hello}"
     );
     // It claims the call again and gets a new connection; the caller never noticed.
-    send(&mut ws, json!({"type": "answer", "leg": leg})).await;
-    let offer = next(&mut ws, |f| f["type"] == "offer").await;
-    let (mut browser, answer) = Browser::answer(offer["sdp"].as_str().unwrap());
-    send(&mut ws, json!({"type": "sdp", "leg": leg, "sdp": answer})).await;
+    let mut browser = take(&mut ws, &leg).await;
     let started = Instant::now();
     drive_for(&mut ws, &mut browser, started, Duration::from_secs(3)).await;
     let heard = voiced(&browser.heard, 500.0);

@@ -10,30 +10,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use masterz_media::codec::{Codec, Direction};
-use masterz_media::sdp::Negotiated;
 use masterz_sip::endpoint::Endpoint;
-use masterz_sip::message::{Message, Method};
-use masterz_sip::transport::{Peer, Transport};
 
 use super::answer::codecs_after;
-use super::inbound::new_local_media;
 use super::leg::{Leg, LegId, Party};
 use super::route::CallDirection;
 use super::transfer::Transfer;
 use super::{CallControl, CallInput, CallKey, ClickTarget, Phase};
 use crate::agents::{AgentHub, CallView, ServerFrame};
 use crate::domain::{CompanyId, UserId};
-use crate::media_engine::{Side, WebRtcEvent, WebRtcNotice};
-
-/// How long a call waits for the tab of a browser whose connection went away (a reload) to
-/// come back with a new one before it ends.
-const RESUME_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+use crate::media_engine::Side;
 
 /// Duration of each DTMF digit the agent sends from the keypad.
 const KEYPAD_DIGIT_MS: u32 = 160;
 
 /// The owner tag of a WebRTC leg: the browser leg and the leg's generation.
-fn owner(leg: LegId, generation: u8) -> u64 {
+pub(super) fn owner(leg: LegId, generation: u8) -> u64 {
     (leg.0 << 8) | u64::from(generation)
 }
 
@@ -125,13 +117,13 @@ pub(crate) struct BrowserLeg {
     pub(crate) tab: Option<String>,
     pub(crate) rtc: Option<crate::media_engine::WebRtcLeg>,
     /// The generation of `rtc`: each WebRTC leg of this browser leg reports with its own.
-    generation: u8,
+    pub(super) generation: u8,
     /// A new WebRTC leg for a connected call (the tab was reloaded), until it connects.
-    pending: Option<(u8, crate::media_engine::WebRtcLeg)>,
+    pub(super) pending: Option<(u8, crate::media_engine::WebRtcLeg)>,
     /// ICE and DTLS are up.
     pub(crate) connected: bool,
     /// The connection of a connected call went away, and no new one has connected since.
-    lost: bool,
+    pub(super) lost: bool,
     pub(crate) view: CallView,
     leg: u64,
     hub: Arc<AgentHub>,
@@ -203,36 +195,14 @@ impl CallControl {
             b.publish();
             Box::new(b)
         });
-        Leg {
-            id,
-            party: Party::Agent { user },
-            peer: Peer::new(
-                Transport::Udp,
-                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ),
-            call_id: format!("browser-leg-{}", id.0),
-            invite: Message::request(Method::Invite, "sip:browser.invalid"),
-            server_tx: None,
-            local_tag: String::new(),
-            client_tx: None,
-            dialog: None,
-            local: new_local_media(),
-            offer: None,
-            our_sdp: None,
-            remote: None,
-            auth: None,
-            auth_attempts: 0,
-            two_xx: None,
-            last_ack: None,
-            session: None,
-            ringing: true,
-            offered_direction: Direction::SendRecv,
-            allows_update: false,
-            browser,
-        }
+        let mut leg = Leg::without_dialog(id, Party::Agent { user });
+        leg.call_id = format!("browser-leg-{}", id.0);
+        leg.ringing = true;
+        leg.browser = browser;
+        leg
     }
 
-    fn refuse(&self, req: &AgentRequest, message: impl Into<String>) {
+    pub(super) fn refuse(&self, req: &AgentRequest, message: impl Into<String>) {
         self.hub.send_tab(
             req.user,
             &req.tab,
@@ -295,18 +265,18 @@ impl CallControl {
             AgentCommand::Hangup { .. } => self.browser_hangup(ep, now, key, leg),
             AgentCommand::Hold { on, .. } => self.browser_hold(ep, now, key, leg, on, &req),
             AgentCommand::Dtmf { digits, .. } => self.browser_dtmf(key, leg, &digits, &req),
-            AgentCommand::Transfer { to, .. } => self.browser_transfer(ep, now, key, leg, to, &req),
+            AgentCommand::Transfer { to, .. } => self.browser_transfer(key, leg, to, &req),
             AgentCommand::Dial { .. } => {}
         }
     }
 
-    fn browser_mut(&mut self, key: CallKey, leg: LegId) -> Option<&mut BrowserLeg> {
+    pub(super) fn browser_mut(&mut self, key: CallKey, leg: LegId) -> Option<&mut BrowserLeg> {
         let call = self.calls.get_mut(&key)?;
         Self::leg_mut(call, leg)?.browser.as_deref_mut()
     }
 
     /// A tab takes a ringing call: it gets our offer; the call is answered when media connects.
-    fn claim(&mut self, key: CallKey, leg: LegId, req: &AgentRequest) {
+    pub(super) fn claim(&mut self, key: CallKey, leg: LegId, req: &AgentRequest) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
@@ -364,133 +334,8 @@ impl CallControl {
         );
     }
 
-    /// The tab that owns a connected call lost its WebRTC connection (a reload): a new WebRTC
-    /// leg is offered; the old one carries the call until the new one connects.
-    fn resume(&mut self, key: CallKey, leg: LegId, req: &AgentRequest) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(l) = Self::leg_mut(call, leg) else {
-            return;
-        };
-        let codec = l.remote.as_ref().map(|n| n.codec);
-        let Some(b) = l.browser.as_mut() else {
-            return;
-        };
-        if !b.connected {
-            return self.refuse(req, "the call is not connected");
-        }
-        let generation = b
-            .pending
-            .as_ref()
-            .map_or(b.generation, |p| p.0)
-            .wrapping_add(1);
-        let rtc = match self.media.webrtc(
-            owner(leg, generation),
-            &codecs_after(codec),
-            self.webrtc_timeout,
-            self.webrtc_events.clone(),
-        ) {
-            Ok(rtc) => rtc,
-            Err(e) => return self.refuse(req, format!("media unavailable: {e}")),
-        };
-        let offer = rtc.offer().to_owned();
-        let Some(b) = self.browser_mut(key, leg) else {
-            return;
-        };
-        b.pending = Some((generation, rtc));
-        self.hub.send_tab(
-            req.user,
-            &req.tab,
-            ServerFrame::Offer {
-                leg: leg.0.to_string(),
-                sdp: offer,
-            },
-        );
-    }
-
-    /// A resumed WebRTC leg connected (it takes over the call's media) or failed (the old one
-    /// goes on, if it still works).
-    fn resumed(&mut self, key: CallKey, leg: LegId, event: WebRtcEvent) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let side = Self::side_of(call, leg);
-        let internal = side.and_then(|s| call.media.as_ref().map(|m| (s, m.internal_rtp(s))));
-        let Some(l) = Self::leg_mut(call, leg) else {
-            return;
-        };
-        let Some(b) = l.browser.as_mut() else {
-            return;
-        };
-        let Some((generation, rtc)) = b.pending.take() else {
-            return;
-        };
-        match event {
-            WebRtcEvent::Connected {
-                codec,
-                payload_type,
-            } => {
-                let Some((side, internal)) = internal else {
-                    return;
-                };
-                rtc.bridge(internal);
-                rtc.hold(b.view.held);
-                let addr = rtc.rtp_addr();
-                b.rtc = Some(rtc);
-                b.generation = generation;
-                b.lost = false;
-                b.publish();
-                let negotiated = Negotiated {
-                    codec,
-                    payload_type,
-                    telephone_event: None,
-                    ptime_ms: 20,
-                    remote_rtp: Some(addr),
-                    remote_rtcp: Some(addr),
-                    remote_direction: Direction::SendRecv,
-                };
-                let params = super::answer::leg_params(&negotiated);
-                l.remote = Some(negotiated);
-                if let Some(m) = call.media.as_ref() {
-                    m.configure(side, params);
-                }
-            }
-            WebRtcEvent::Failed(reason) => {
-                let (user, tab) = (b.user, b.tab.clone().unwrap_or_default());
-                self.hub.send_tab(
-                    user,
-                    &tab,
-                    ServerFrame::Error {
-                        leg: Some(leg.0.to_string()),
-                        message: format!("the audio could not be restored: {reason}"),
-                    },
-                );
-            }
-            WebRtcEvent::Closed => {}
-        }
-    }
-
-    /// The grace after a lost browser connection is over: without a new one, the call ends.
-    pub(super) fn browser_lost_expired(
-        &mut self,
-        ep: &mut Endpoint,
-        now: Instant,
-        key: CallKey,
-        leg: LegId,
-    ) {
-        let Some(b) = self.browser_mut(key, leg) else {
-            return;
-        };
-        if !b.lost {
-            return;
-        }
-        b.set_reason("media_lost");
-        self.peer_hung_up(ep, now, key, leg, "agent");
-    }
-
     /// Removes a ringing browser leg with `reason`; the call goes on with the others.
-    fn drop_ringing(
+    pub(super) fn drop_ringing(
         &mut self,
         ep: &mut Endpoint,
         now: Instant,
@@ -541,7 +386,13 @@ impl CallControl {
         self.drop_ringing(ep, now, key, leg, "declined");
     }
 
-    fn browser_hangup(&mut self, ep: &mut Endpoint, now: Instant, key: CallKey, leg: LegId) {
+    pub(super) fn browser_hangup(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        key: CallKey,
+        leg: LegId,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -563,15 +414,12 @@ impl CallControl {
         on: bool,
         req: &AgentRequest,
     ) {
+        let Some(side) = self.connected_side(key, leg, req) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(side) = Self::side_of(call, leg) else {
-            return self.refuse(req, "the call is not connected");
-        };
-        if call.phase != Phase::Connected {
-            return self.refuse(req, "the call is not connected");
-        }
         let Some(b) = Self::leg_mut(call, leg).and_then(|l| l.browser.as_mut()) else {
             return;
         };
@@ -616,22 +464,27 @@ impl CallControl {
         }
     }
 
-    fn browser_transfer(
-        &mut self,
-        _ep: &mut Endpoint,
-        _now: Instant,
-        key: CallKey,
-        leg: LegId,
-        to: String,
-        req: &AgentRequest,
-    ) {
+    /// The side of `leg` when its call is connected; else the tab hears why not.
+    fn connected_side(&self, key: CallKey, leg: LegId, req: &AgentRequest) -> Option<Side> {
+        let side = self
+            .calls
+            .get(&key)
+            .filter(|c| c.phase == Phase::Connected)
+            .and_then(|c| Self::side_of(c, leg));
+        if side.is_none() {
+            self.refuse(req, "the call is not connected");
+        }
+        side
+    }
+
+    fn browser_transfer(&mut self, key: CallKey, leg: LegId, to: String, req: &AgentRequest) {
+        let Some(side) = self.connected_side(key, leg, req) else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(side) = Self::side_of(call, leg) else {
-            return self.refuse(req, "the call is not connected");
-        };
-        if call.phase != Phase::Connected || call.transfer.is_some() {
+        if call.transfer.is_some() {
             return self.refuse(req, "the call cannot be transferred now");
         }
         let Some(company) = call.company else {
@@ -664,122 +517,6 @@ impl CallControl {
                 result,
             });
         });
-    }
-
-    /// Media of a browser leg connected, failed or closed.
-    pub(super) fn on_webrtc(&mut self, ep: &mut Endpoint, now: Instant, notice: WebRtcNotice) {
-        let (leg, generation) = (LegId(notice.owner >> 8), (notice.owner & 0xff) as u8);
-        let Some(&key) = self.browser_legs.get(&leg) else {
-            return;
-        };
-        let (current, pending) = self.browser_mut(key, leg).map_or((None, None), |b| {
-            (Some(b.generation), b.pending.as_ref().map(|p| p.0))
-        });
-        if pending == Some(generation) {
-            return self.resumed(key, leg, notice.event);
-        }
-        if current != Some(generation) {
-            // A WebRTC leg that was replaced: its end changes nothing.
-            return;
-        }
-        if pending.is_some() && !matches!(notice.event, WebRtcEvent::Connected { .. }) {
-            // The old connection died while its replacement connects (a reloaded tab).
-            return;
-        }
-        match notice.event {
-            WebRtcEvent::Connected {
-                codec,
-                payload_type,
-            } => self.browser_connected(ep, now, key, leg, codec, payload_type),
-            WebRtcEvent::Failed(reason) => {
-                let reason = format!("media_failed: {reason}");
-                tracing::info!(leg = leg.0, %reason, "browser leg failed");
-                let ringing = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.ringing.iter().any(|l| l.id == leg));
-                if ringing {
-                    self.drop_ringing(ep, now, key, leg, &reason);
-                } else {
-                    if let Some(b) = self.browser_mut(key, leg) {
-                        b.set_reason(&reason);
-                    }
-                    self.peer_hung_up(ep, now, key, leg, "agent");
-                }
-            }
-            WebRtcEvent::Closed => {
-                let ringing = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.ringing.iter().any(|l| l.id == leg));
-                if ringing {
-                    self.drop_ringing(ep, now, key, leg, "media_lost");
-                } else if let Some(b) = self.browser_mut(key, leg) {
-                    // A reload looks the same as a closed tab at first: the tab has a while to
-                    // come back and claim the call again.
-                    b.lost = true;
-                    self.schedule(
-                        now + RESUME_GRACE,
-                        key,
-                        super::timers::Timer::BrowserLost(leg),
-                    );
-                }
-            }
-        }
-    }
-
-    /// ICE and DTLS are up: the browser leg answers, as a 200 from a softphone would.
-    fn browser_connected(
-        &mut self,
-        ep: &mut Endpoint,
-        now: Instant,
-        key: CallKey,
-        leg: LegId,
-        codec: Codec,
-        payload_type: u8,
-    ) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(pos) = call.ringing.iter().position(|l| l.id == leg) else {
-            return;
-        };
-        let side = call.ringing_side;
-        let Some(internal) = call.media.as_ref().map(|m| m.internal_rtp(side)) else {
-            return;
-        };
-        let outgoing = side == Side::A && call.click_target.is_some();
-        let mut l = call.ringing.remove(pos);
-        let Some(b) = l.browser.as_mut() else {
-            return;
-        };
-        let Some(rtc) = b.rtc.as_ref() else {
-            return;
-        };
-        rtc.bridge(internal);
-        let addr = rtc.rtp_addr();
-        b.connected = true;
-        if outgoing {
-            b.view.state = "ringing";
-        } else {
-            b.view.state = "connected";
-            b.view.answered_at = Some(super::unix_ms());
-        }
-        b.publish();
-        l.remote = Some(Negotiated {
-            codec,
-            payload_type,
-            telephone_event: None,
-            ptime_ms: 20,
-            remote_rtp: Some(addr),
-            remote_rtcp: Some(addr),
-            remote_direction: Direction::SendRecv,
-        });
-        if call.transfer.is_some() {
-            self.transfer_answered(ep, now, key, l);
-        } else if let Err(l) = self.click_agent_answered(ep, now, key, l) {
-            self.call_answered(ep, now, key, *l);
-        }
     }
 
     /// Every browser leg of a connected call shows it connected; agents are busy.

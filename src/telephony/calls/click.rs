@@ -4,13 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use masterz_media::codec::Direction;
 use masterz_sip::endpoint::Endpoint;
-use masterz_sip::message::{Message, Method};
-use masterz_sip::transport::{Peer, Transport};
 use tokio::sync::oneshot;
 
-use super::inbound::new_local_media;
 use super::leg::{Leg, Party};
 use super::route::{self, CallDirection, RouteInfo, Target};
 use super::{Call, CallControl, CallInput, CallKey, CallStartError, ClickTarget, Phase};
@@ -89,33 +85,7 @@ impl CallControl {
         key: CallKey,
         r: ClickRouted,
     ) {
-        let placeholder = Leg {
-            id: self.next_leg(),
-            party: Party::Agent { user: r.agent },
-            peer: Peer::new(
-                Transport::Udp,
-                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ),
-            call_id: String::new(),
-            invite: Message::request(Method::Invite, "sip:agent.invalid"),
-            server_tx: None,
-            local_tag: String::new(),
-            client_tx: None,
-            dialog: None,
-            local: new_local_media(),
-            offer: None,
-            our_sdp: None,
-            remote: None,
-            auth: None,
-            auth_attempts: 0,
-            two_xx: None,
-            last_ack: None,
-            session: None,
-            ringing: false,
-            offered_direction: Direction::SendRecv,
-            allows_update: false,
-            browser: None,
-        };
+        let placeholder = Leg::without_dialog(self.next_leg(), Party::Agent { user: r.agent });
         let ring = self.settings.ring_timeout;
         self.calls.insert(
             key,

@@ -95,6 +95,38 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
+    /// A leg with no SIP signalling of its own: the agent side of a click-to-call before its
+    /// phone is rung, or a browser leg. The INVITE and peer are placeholders; no dialog.
+    pub(crate) fn without_dialog(id: LegId, party: Party) -> Self {
+        Self {
+            id,
+            party,
+            peer: Peer::new(
+                masterz_sip::transport::Transport::Udp,
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ),
+            call_id: String::new(),
+            invite: Message::request(masterz_sip::message::Method::Invite, "sip:agent.invalid"),
+            server_tx: None,
+            local_tag: String::new(),
+            client_tx: None,
+            dialog: None,
+            local: super::inbound::new_local_media(),
+            offer: None,
+            our_sdp: None,
+            remote: None,
+            auth: None,
+            auth_attempts: 0,
+            two_xx: None,
+            last_ack: None,
+            session: None,
+            ringing: false,
+            offered_direction: masterz_media::codec::Direction::SendRecv,
+            allows_update: false,
+            browser: None,
+        }
+    }
+
     pub(crate) fn user(&self) -> Option<UserId> {
         match self.party {
             Party::Agent { user } => Some(user),

@@ -16,6 +16,7 @@
 
 mod answer;
 mod browser;
+mod browser_media;
 mod build;
 mod click;
 mod hangup;

@@ -162,17 +162,17 @@ pub(crate) async fn agent_targets(
     let mut conn = state.db.conn().await?;
     let contacts =
         store::routing::agent_contacts(&mut conn.ex(), company, members, super::unix_ms()).await?;
-    Ok(contacts
-        .into_iter()
-        .filter_map(|c| {
-            let peer = binding_peer(&c.source, c.transport)?;
-            Some(Target::Agent {
-                user: c.user_id,
-                contact: c.contact,
-                peer,
-            })
-        })
-        .collect())
+    Ok(contacts.into_iter().filter_map(contact_target).collect())
+}
+
+/// A registered contact as a B-leg target (`None` when its source is not an address).
+fn contact_target(c: store::routing::AgentContact) -> Option<Target> {
+    let peer = binding_peer(&c.source, c.transport)?;
+    Some(Target::Agent {
+        user: c.user_id,
+        contact: c.contact,
+        peer,
+    })
 }
 
 /// The agents routing rings for a call to `members` (every agent when `None`): the
@@ -192,14 +192,7 @@ pub(crate) async fn routing_targets(
     let mut targets: Vec<Target> = contacts
         .into_iter()
         .filter(|c| c.presence != "away")
-        .filter_map(|c| {
-            let peer = binding_peer(&c.source, c.transport)?;
-            Some(Target::Agent {
-                user: c.user_id,
-                contact: c.contact,
-                peer,
-            })
-        })
+        .filter_map(contact_target)
         .collect();
     targets.extend(
         state
