@@ -246,7 +246,7 @@ impl AgentHub {
             company,
             chosen,
             tabs: Vec::new(),
-            left_at: Some(Instant::now() - TAB_GRACE),
+            left_at: Instant::now().checked_sub(TAB_GRACE),
             busy: HashSet::new(),
             calls: BTreeMap::new(),
         });
@@ -269,7 +269,7 @@ impl AgentHub {
                         company: CompanyId(0),
                         chosen: Presence::Available,
                         tabs: Vec::new(),
-                        left_at: Some(Instant::now() - TAB_GRACE),
+                        left_at: Instant::now().checked_sub(TAB_GRACE),
                         busy: HashSet::from([key]),
                         calls: BTreeMap::new(),
                     },

@@ -469,10 +469,11 @@ pub async fn agent_contacts(
     }
     let all = q!(ex, all AgentContact,
         "SELECT r.user_id, s.username, NULLIF(u.name, '') AS display_name, r.contact, r.source, \
-           r.transport, r.expires_at, u.presence \
+           r.transport, r.expires_at, COALESCE(p.presence, 'available') AS presence \
          FROM sip_registrations r \
            JOIN sip_accounts s ON s.user_id = r.user_id AND s.company_id = r.company_id \
            JOIN users u ON u.id = r.user_id AND u.company_id = r.company_id \
+           LEFT JOIN agent_presence p ON p.user_id = r.user_id \
            JOIN companies c ON c.id = r.company_id \
          WHERE r.company_id = $1 AND r.expires_at > $2 AND c.status = 'active' \
          ORDER BY r.user_id, COALESCE(r.q, 1.0) DESC, r.updated_at DESC, r.id DESC",

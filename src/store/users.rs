@@ -430,10 +430,10 @@ pub async fn lock_role(ex: &mut Ex<'_>, company: CompanyId, id: i64) -> Result<(
     Ok(())
 }
 
-/// The presence `user` chose (`available` or `away`); `None` when there is no such user.
+/// The presence `user` chose (`available` or `away`); `None` when they never chose.
 pub async fn presence(ex: &mut Ex<'_>, company: CompanyId, user: UserId) -> Result<Option<String>> {
     Ok(q!(ex, scalar_opt String,
-        "SELECT presence FROM users WHERE company_id = $1 AND id = $2",
+        "SELECT presence FROM agent_presence WHERE company_id = $1 AND user_id = $2",
         company, user)?)
 }
 
@@ -447,10 +447,14 @@ pub async fn set_presence(
     let n = q!(
         ex,
         exec,
-        "UPDATE users SET presence = $3 WHERE company_id = $1 AND id = $2",
+        "INSERT INTO agent_presence (user_id, company_id, presence, updated_at) \
+         SELECT id, company_id, $3, $4 FROM users WHERE company_id = $1 AND id = $2 \
+         ON CONFLICT (user_id) DO UPDATE SET presence = excluded.presence, \
+           updated_at = excluded.updated_at",
         company,
         user,
-        presence
+        presence,
+        now_ms()
     )?;
     Ok(n > 0)
 }
@@ -476,11 +480,13 @@ pub struct AgentRow {
 /// theirs is registered (at `now_ms`).
 pub async fn agents(ex: &mut Ex<'_>, company: CompanyId, now_ms: i64) -> Result<Vec<AgentRow>> {
     Ok(q!(ex, all AgentRow,
-        "SELECT u.id, u.name, u.email, s.username AS extension, u.presence, \
+        "SELECT u.id, u.name, u.email, s.username AS extension, \
+           COALESCE(p.presence, 'available') AS presence, \
            EXISTS (SELECT 1 FROM sip_registrations r \
                    WHERE r.company_id = u.company_id AND r.user_id = u.id AND r.expires_at > $2) \
              AS registered \
          FROM users u LEFT JOIN sip_accounts s ON s.user_id = u.id AND s.company_id = u.company_id \
+           LEFT JOIN agent_presence p ON p.user_id = u.id \
          WHERE u.company_id = $1 ORDER BY u.name, u.id",
         company, now_ms)?)
 }

@@ -378,6 +378,11 @@ async fn a_browser_whose_media_fails_is_dropped_and_another_agent_takes_the_call
     let r2 = next(&mut good, |f| call_state(f, "ringing").is_some()).await;
     let (l1, l2) = (r1["call"]["leg"].clone(), r2["call"]["leg"].clone());
 
+    // Another agent cannot act on this agent's leg: it is not theirs.
+    send(&mut good, json!({"type": "answer", "leg": l1})).await;
+    let refused = next(&mut good, |f| f["type"] == "error").await;
+    assert_eq!(refused["message"], "no such call", "{refused}");
+
     // The first agent answers with a valid SDP answer but its browser never runs ICE.
     let _silent = take(&mut broken, &l1).await;
     let failed = next(&mut broken, |f| call_state(f, "ended").is_some()).await;
