@@ -28,7 +28,7 @@ command -v curl >/dev/null 2>&1 || apt_install curl          # waiting for a ser
 command -v sipp >/dev/null 2>&1 || apt_install sip-tester    # SIP interop peer (tests/peers, tests/sipp)
 command -v baresip >/dev/null 2>&1 || apt_install baresip baresip-core  # softphone peer, with TLS
 command -v sox >/dev/null 2>&1 || apt_install sox          # `sox --i` reads the recordings (tests/calls/crash.rs)
-command -v chromium >/dev/null 2>&1 || apt_install chromium  # the agent web app in a browser (tests/calls/browser.rs)
+command -v chromium >/dev/null 2>&1 || apt_install chromium fonts-liberation  # the agent web app in a browser (tests/calls/browser.rs)
 command -v chromedriver >/dev/null 2>&1 || apt_install chromium-driver  # its WebDriver (tests/calls/webdriver.rs)
 
 # --- PostgreSQL -------------------------------------------------------------------------------
