@@ -244,11 +244,10 @@ impl CallControl {
         let Some(owner) = owned else {
             return self.refuse(&req, "no such call");
         };
-        if let Some(t) = owner.as_ref().filter(|t| **t != req.tab) {
-            let _ = t;
-            if !matches!(req.cmd, AgentCommand::Decline { .. }) {
-                return self.refuse(&req, "the call is handled in another tab");
-            }
+        // A call claimed by one tab is that tab's; any tab of the agent may still hang it up.
+        let elsewhere = owner.as_ref().is_some_and(|t| *t != req.tab);
+        if elsewhere && !matches!(req.cmd, AgentCommand::Hangup { .. }) {
+            return self.refuse(&req, "the call is handled in another tab");
         }
         match req.cmd.clone() {
             AgentCommand::Answer { .. } => self.claim(key, leg, &req),
@@ -547,18 +546,21 @@ impl CallControl {
         key: CallKey,
         call: &mut super::Call,
         hangup_by: Option<&str>,
+        sip_status: Option<u16>,
     ) {
         for user in call.busy.drain(..) {
             self.hub.set_busy(user, key, false);
         }
-        let reason = match hangup_by {
-            Some("agent") => "hangup",
-            Some("system") => "ended",
-            _ => "remote_hangup",
+        let reason = match (hangup_by, sip_status) {
+            // An outgoing call the far end (or routing) refused.
+            (Some("system"), Some(code)) => format!("failed: {code}"),
+            (Some("agent"), _) => "hangup".to_owned(),
+            (Some("system"), None) => "ended".to_owned(),
+            _ => "remote_hangup".to_owned(),
         };
         for l in [Some(&mut call.a), call.b.as_mut()].into_iter().flatten() {
             if let Some(b) = l.browser.as_mut() {
-                b.set_reason(reason);
+                b.set_reason(&reason);
             }
         }
     }

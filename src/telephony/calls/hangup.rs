@@ -187,7 +187,7 @@ impl CallControl {
             self.forget_leg(l);
         }
         self.browser_legs.retain(|_, k| *k != key);
-        self.browser_call_ended(key, &mut call, hangup_by);
+        self.browser_call_ended(key, &mut call, hangup_by, sip_status);
         let media = call.media.take().map(|m| media_figures(&m));
         self.metrics
             .ended
