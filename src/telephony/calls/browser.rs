@@ -216,15 +216,12 @@ impl CallControl {
     /// A command from an agent's tab.
     pub(super) fn on_agent(&mut self, ep: &mut Endpoint, now: Instant, req: AgentRequest) {
         if let AgentCommand::Dial { number } = &req.cmd {
-            let target = if number
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.')
-                && !number.starts_with('+')
-                && number.len() < 9
-            {
-                ClickTarget::Extension(number.clone())
-            } else {
+            // The same rule as routing: what reads as a phone number is one, anything else an
+            // extension.
+            let target = if crate::domain::phone::normalize_e164(number).is_some() {
                 ClickTarget::Number(number.clone())
+            } else {
+                ClickTarget::Extension(number.clone())
             };
             return self.start_browser_dial(req, target);
         }
