@@ -129,6 +129,17 @@ pub enum ServerFrame {
         /// Why.
         message: String,
     },
+    /// A message was added or changed (status, reaction, removal): the message as
+    /// `GET /api/v1/conversations/{id}/messages` shows it.
+    Message {
+        /// The message.
+        message: serde_json::Value,
+    },
+    /// A channel account's connection status changed (e.g. it needs reconnection).
+    Channel {
+        /// The channel account as the API shows it.
+        account: serde_json::Value,
+    },
     /// Keepalive.
     Ping,
     /// Answer to the page's ping.
@@ -151,6 +162,8 @@ struct Agent {
     busy: HashSet<u64>,
     /// Browser legs of this agent, by leg id.
     calls: BTreeMap<u64, CallView>,
+    /// Whether the agent may read conversations (gets message frames).
+    inbox: bool,
 }
 
 impl Agent {
@@ -211,6 +224,7 @@ impl AgentHub {
             left_at: None,
             busy: HashSet::new(),
             calls: BTreeMap::new(),
+            inbox: false,
         });
         a.company = company;
         a.tabs.retain(|t| t.id != tab);
@@ -226,6 +240,23 @@ impl AgentHub {
             tx,
         });
         (conn, rx)
+    }
+
+    /// Says whether `user` may read conversations: only then do their tabs get
+    /// [`ServerFrame::Message`] and [`ServerFrame::Channel`].
+    pub fn set_inbox(&self, user: UserId, allowed: bool) {
+        if let Some(a) = self.lock().get_mut(&user) {
+            a.inbox = allowed;
+        }
+    }
+
+    /// Sends `frame` to every tab of `company`'s agents who may read conversations.
+    pub fn broadcast(&self, company: CompanyId, frame: &ServerFrame) {
+        for a in self.lock().values() {
+            if a.company == company && a.inbox {
+                a.send_all(frame);
+            }
+        }
     }
 
     /// A connection closed.
@@ -249,6 +280,7 @@ impl AgentHub {
             left_at: Instant::now().checked_sub(TAB_GRACE),
             busy: HashSet::new(),
             calls: BTreeMap::new(),
+            inbox: false,
         });
         let before = a.shown();
         a.chosen = chosen;
@@ -272,6 +304,7 @@ impl AgentHub {
                         left_at: Instant::now().checked_sub(TAB_GRACE),
                         busy: HashSet::from([key]),
                         calls: BTreeMap::new(),
+                        inbox: false,
                     },
                 );
             }

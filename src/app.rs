@@ -76,6 +76,27 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The base URL of links this server hands out: `public_url`, else the HTTP address (`localhost`
+/// for a wildcard address).
+pub fn base_url(config: &Config, http_addr: SocketAddr) -> String {
+    let scheme = if config.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    match config.public_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            if http_addr.ip().is_unspecified() {
+                format!("{scheme}://localhost:{}", http_addr.port())
+            } else {
+                // SocketAddr's Display brackets IPv6 addresses, as URLs need.
+                format!("{scheme}://{http_addr}")
+            }
+        }
+    }
+}
+
 /// On an empty database, creates the first company and its admin, and says how to log in.
 pub async fn first_run(db: &Db, config: &Config, http_base: &str) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
@@ -158,17 +179,7 @@ impl Server {
         } else {
             "http"
         };
-        let base = match config.public_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(u) => u.trim_end_matches('/').to_owned(),
-            None => {
-                if http_addr.ip().is_unspecified() {
-                    format!("{scheme}://localhost:{}", http_addr.port())
-                } else {
-                    // SocketAddr's Display brackets IPv6 addresses, as URLs need.
-                    format!("{scheme}://{http_addr}")
-                }
-            }
-        };
+        let base = base_url(&config, http_addr);
         first_run(&db, &config, &base).await?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
@@ -190,6 +201,7 @@ impl Server {
         tracing::info!(%http_addr, %scheme, backend = ?state.db.backend(), "HTTP listening");
         let telephony = Arc::new(crate::telephony::start(state.clone()).await?);
         let _ = state.telephony.set(telephony);
+        crate::messaging::spawn(&state);
         spawn_housekeeping(state.clone());
         Ok(Self {
             http_addr,
@@ -292,6 +304,11 @@ fn spawn_housekeeping(state: Arc<AppState>) {
                 Ok(n) if n > 0 => tracing::info!(sessions = n, "pruned expired sessions"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "session pruning failed"),
+            }
+            match crate::messaging::prune_logs(&state).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old integration log rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "integration log pruning failed"),
             }
         }
     });

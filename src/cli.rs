@@ -16,6 +16,7 @@ use crate::secrets::{Key, KeySource, new_token, token_hash};
 use crate::store::{self, audit::Actor};
 
 mod calls;
+mod messaging;
 mod recordings;
 mod sip;
 
@@ -39,6 +40,12 @@ enum Command {
     /// Administer companies, users, tokens and keys on the configured database.
     #[command(subcommand)]
     Admin(Admin),
+    /// Process a stored inbound webhook (an `integration_logs` row) again. Idempotent: events
+    /// already applied change nothing.
+    Replay {
+        /// The integration log row id.
+        id: i64,
+    },
 }
 
 #[derive(Args)]
@@ -116,6 +123,9 @@ enum Admin {
     SetSipCredentials(sip::SetSipCredentials),
     /// Create a SIP trunk (a `sip_trunk` channel account); prints its id alone on stdout.
     CreateTrunk(sip::CreateTrunk),
+    /// Create a messaging channel account (Messenger, Instagram, WhatsApp Cloud API or WAHA);
+    /// prints its id, then the webhook URL to configure at the provider.
+    CreateChannel(messaging::CreateChannel),
     /// Create a call group (agents rung together for DIDs); prints its id alone on stdout.
     CreateCallGroup(calls::CreateCallGroup),
     /// List a company's newest calls as a table.
@@ -204,6 +214,10 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin(cmd) => admin(config, cmd).await,
+            Command::Replay { id } => {
+                init_logging(&config, false);
+                messaging::replay(config, id).await
+            }
         }
     });
     match result {
@@ -419,6 +433,7 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
         }
         Admin::SetSipCredentials(args) => sip::set_sip_credentials(config, db, args).await?,
         Admin::CreateTrunk(args) => sip::create_trunk(config, db, args).await?,
+        Admin::CreateChannel(args) => messaging::create_channel(config, db, args).await?,
         Admin::CreateCallGroup(args) => calls::create_call_group(db, args).await?,
         Admin::ListCalls(args) => calls::list_calls(db, args).await?,
         Admin::SetRecording(args) => recordings::set_recording(db, args).await?,

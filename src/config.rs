@@ -250,6 +250,23 @@ settings! {
     /// Bearer token that `GET /metrics` requires. Empty: `/metrics` is open (the Prometheus
     /// convention; it carries counts only, no personal data).
     metrics_token: Option<Secret<String>> = None;
+    /// App secret of the Meta app that masterz runs as: `X-Hub-Signature-256` of every POST to
+    /// `/webhooks/meta` is checked with it. A channel account with its own `app_secret` (a business
+    /// that brings its own Meta app) is checked with that instead. Empty: only channel secrets.
+    meta_app_secret: Option<Secret<String>> = None;
+    /// Verify token of Meta's webhook handshake (`GET /webhooks/meta?hub.verify_token=…`). A
+    /// channel account's own `verify_token` is accepted too.
+    meta_verify_token: Option<Secret<String>> = None;
+    /// Base URL of Meta's Graph API, with the pinned version, for sending (Messenger, Instagram,
+    /// WhatsApp Cloud API). Tests point it at a local fake.
+    meta_graph_url: String = "https://graph.facebook.com/v23.0".to_owned();
+    /// Largest accepted webhook body, in bytes (Meta batches up to 1000 entries); larger → 413.
+    webhook_max_body_bytes: usize = 8 * 1024 * 1024;
+    /// Days an `integration_logs` row is kept (privacy promise P18); a job prunes older rows.
+    integration_log_retention_days: u64 = 30;
+    /// Attempts to send one outbound message before it is marked failed (transient errors and
+    /// rate limits are retried with exponential backoff and jitter, or after `Retry-After`).
+    outbox_max_attempts: u32 = 8;
     /// Seconds a graceful shutdown waits for requests in flight before exiting.
     shutdown_grace_secs: u64 = 10;
 }

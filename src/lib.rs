@@ -18,6 +18,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod media_engine;
+pub mod messaging;
 pub mod metrics;
 pub mod pii;
 pub mod recording;

@@ -25,6 +25,7 @@ pub mod api;
 mod app;
 pub mod error;
 pub mod extract;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub telephony: OnceLock<Arc<crate::telephony::Telephony>>,
     /// Agents online: browser tabs, presence, their calls' views.
     pub agents: Arc<crate::agents::AgentHub>,
+    /// The messaging bridge: webhook ingestion, routing, provider clients, worker wake-ups.
+    pub messaging: Arc<crate::messaging::Messaging>,
     openapi: OnceLock<String>,
 }
 
@@ -55,6 +58,7 @@ impl AppState {
     /// State for a server on `db` with `keyring` and `config`, reachable at `public_base`.
     pub fn new(db: Db, keyring: Keyring, config: Config, public_base: String) -> Self {
         let window = Duration::from_secs(config.login_window_secs);
+        let messaging = Arc::new(crate::messaging::Messaging::new(&db, &keyring, &config));
         Self {
             login_by_ip: RateLimiter::new(config.login_max_failures_per_ip, window),
             login_by_account: RateLimiter::new(config.login_max_failures_per_account, window),
@@ -65,6 +69,7 @@ impl AppState {
             public_base,
             telephony: OnceLock::new(),
             agents: Arc::default(),
+            messaging,
             openapi: OnceLock::new(),
         }
     }
@@ -118,6 +123,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     router
         .route("/sip", axum::routing::get(sip_websocket))
         .merge(app::routes())
+        .merge(webhooks::routes(state.config.webhook_max_body_bytes))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -30,6 +30,14 @@ pub struct ChannelAccount {
     #[serde(serialize_with = "split_keys")]
     #[schema(value_type = Vec<String>)]
     pub credential_keys: String,
+    /// `connected`, `needs_reconnection` (the provider refused the credentials, e.g. an expired
+    /// token: update them) or `disconnected` (a WAHA session stopped or failed).
+    pub status: String,
+    /// Why it is not `connected`.
+    pub status_reason: Option<String>,
+    /// Where the provider must send this account's webhooks (set by the API).
+    #[sqlx(skip)]
+    pub webhook_url: Option<String>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -42,7 +50,7 @@ fn split_keys<S: serde::Serializer>(keys: &str, s: S) -> Result<S::Ok, S::Error>
 
 macro_rules! columns {
     () => {
-        "id, kind, name, external_id, settings, credential_keys, created_at, updated_at"
+        "id, kind, name, external_id, settings, credential_keys, status, status_reason, created_at, updated_at"
     };
 }
 
@@ -127,7 +135,9 @@ pub async fn update(
            external_id = CASE WHEN $4 THEN $5 ELSE external_id END, \
            settings = COALESCE($6, settings), \
            credentials = CASE WHEN $7 THEN $8 ELSE credentials END, \
-           credential_keys = COALESCE($9, credential_keys), updated_at = $10 \
+           credential_keys = COALESCE($9, credential_keys), updated_at = $10, \
+           status = CASE WHEN $7 THEN 'connected' ELSE status END, \
+           status_reason = CASE WHEN $7 THEN NULL ELSE status_reason END \
          WHERE company_id = $1 AND id = $2",
         company,
         id,
@@ -207,4 +217,55 @@ pub async fn reencrypt_all(ex: &mut Ex<'_>, keyring: &Keyring) -> Result<u64> {
         )?;
     }
     Ok(n)
+}
+
+/// Marks a channel account `connected`, `needs_reconnection` or `disconnected`; returns whether
+/// the status changed.
+pub async fn set_status(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    id: i64,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<bool> {
+    let n = q!(
+        ex,
+        exec,
+        "UPDATE channel_accounts SET status = $3, status_reason = $4, updated_at = $5 \
+         WHERE company_id = $1 AND id = $2 AND (status <> $3 OR COALESCE(status_reason, '') <> COALESCE($4, ''))",
+        company,
+        id,
+        status,
+        reason,
+        now_ms()
+    )?;
+    Ok(n > 0)
+}
+
+/// A messaging channel account of any active company, with its sealed credentials: what the
+/// webhook router needs to find the account an event belongs to and to check its signature.
+/// Operator-level (crosses companies): only the webhook router calls it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Routable {
+    /// Id.
+    pub id: i64,
+    /// Company.
+    pub company_id: CompanyId,
+    /// Kind.
+    pub kind: String,
+    /// Provider's id.
+    pub external_id: Option<String>,
+    /// Settings (JSON text).
+    pub settings: String,
+    /// Sealed credentials.
+    pub credentials: Option<String>,
+}
+
+/// Every messaging channel account (Meta and WAHA kinds) of every active company.
+pub async fn routable(ex: &mut Ex<'_>) -> Result<Vec<Routable>> {
+    Ok(q!(ex, all Routable,
+        "SELECT a.id, a.company_id, a.kind, a.external_id, a.settings, a.credentials \
+         FROM channel_accounts a JOIN companies c ON c.id = a.company_id \
+         WHERE c.status = 'active' AND a.kind IN ('messenger', 'instagram', 'whatsapp_cloud', 'waha') \
+         ORDER BY a.id")?)
 }

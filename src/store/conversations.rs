@@ -26,6 +26,8 @@ pub struct Conversation {
     pub assignee_id: Option<UserId>,
     /// Last message, call or note.
     pub last_activity_at: Timestamp,
+    /// The customer's last message (the messaging window counts from it).
+    pub last_inbound_at: Option<Timestamp>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -35,7 +37,7 @@ pub struct Conversation {
 macro_rules! columns {
     () => {
         "id, customer_id, channel_account_id, subject, status, assignee_id, \
-     last_activity_at, created_at, updated_at"
+     last_activity_at, last_inbound_at, created_at, updated_at"
     };
 }
 

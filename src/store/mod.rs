@@ -20,6 +20,9 @@ pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod customers;
+pub mod integration_logs;
+pub mod messages;
+pub mod outbox;
 pub mod recordings;
 pub mod routing;
 pub mod sip;
@@ -169,6 +172,9 @@ macro_rules! q {
     };
     ($ex:expr, scalar $ty:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
         q!(@run $ex, query_scalar, $ty, fetch_one, $sql, [$($arg),*])
+    };
+    ($ex:expr, scalars $ty:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        q!(@run $ex, query_scalar, $ty, fetch_all, $sql, [$($arg),*])
     };
     ($ex:expr, scalar_opt $ty:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
         q!(@run $ex, query_scalar, $ty, fetch_optional, $sql, [$($arg),*])

@@ -44,6 +44,16 @@ pub struct TimelineItem {
     pub duration_secs: Option<i64>,
     /// The call's recording (`GET /api/v1/recordings/{id}` plays it), when it was recorded.
     pub recording_id: Option<i64>,
+    /// Messages: `message`, `comment` or `postback`.
+    pub message_kind: Option<String>,
+    /// Messages: the channel account it came through.
+    pub channel_account_id: Option<i64>,
+    /// Messages: attachment references.
+    #[sqlx(try_from = "Option<String>")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub attachments: super::messages::OptionalJson,
+    /// Messages: why sending failed, with the provider's code.
+    pub error: Option<String>,
 }
 
 /// A position in a timeline: the `(at, kind, id)` of the last item seen.
@@ -87,19 +97,21 @@ macro_rules! union {
            sender_user_id AS user_id, CAST(NULL AS TEXT) AS from_uri, CAST(NULL AS TEXT) AS to_uri, \
            CAST(NULL AS BIGINT) AS answered_at, CAST(NULL AS BIGINT) AS ended_at, \
            CAST(NULL AS TEXT) AS end_reason, CAST(NULL AS BIGINT) AS duration_secs, \
-           CAST(NULL AS BIGINT) AS recording_id \
+           CAST(NULL AS BIGINT) AS recording_id, kind AS message_kind, channel_account_id, attachments, error \
       FROM messages WHERE company_id = $1 AND customer_id = $2 \
     UNION ALL \
     SELECT 'call', id, started_at, conversation_id, direction, CAST(NULL AS TEXT), status, agent_user_id, \
            from_uri, to_uri, answered_at, ended_at, end_reason, \
            CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL \
                 THEN (ended_at - answered_at) / 1000 END, \
-           (SELECT r.id FROM recordings r WHERE r.call_id = calls.id AND r.company_id = $1) \
+           (SELECT r.id FROM recordings r WHERE r.call_id = calls.id AND r.company_id = $1), \
+           CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
       FROM calls WHERE company_id = $1 AND customer_id = $2 \
     UNION ALL \
     SELECT 'note', id, created_at, conversation_id, CAST(NULL AS TEXT), body, CAST(NULL AS TEXT), author_id, \
            CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), \
-           CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) \
+           CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), \
+           CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
       FROM notes WHERE company_id = $1 AND customer_id = $2"
     };
 }

@@ -194,6 +194,9 @@ async fn agent_websocket(
     let can_dial = auth
         .principal
         .can(crate::domain::Permission::CustomersWrite);
+    let inbox = auth
+        .principal
+        .can(crate::domain::Permission::ConversationsRead);
     let me = match hello_user(&state, company, user).await {
         Ok(m) => m,
         Err(e) => return e.into_response(),
@@ -207,6 +210,7 @@ async fn agent_websocket(
                 user,
                 tab,
                 can_dial,
+                inbox,
             };
             tab.run(socket, me).await;
         })
@@ -272,6 +276,7 @@ struct Tab {
     user: crate::domain::UserId,
     tab: String,
     can_dial: bool,
+    inbox: bool,
 }
 
 impl Tab {
@@ -280,6 +285,7 @@ impl Tab {
             self.state
                 .agents
                 .connect(self.company, self.user, &self.tab, presence, me);
+        self.state.agents.set_inbox(self.user, self.inbox);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_heard = tokio::time::Instant::now();

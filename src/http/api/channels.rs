@@ -105,9 +105,21 @@ async fn list_accounts(
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> Result<Json<Vec<ChannelAccount>>, ApiError> {
     let mut conn = state.db.conn().await?;
+    let accounts =
+        store::channels::list(&mut conn.ex(), auth.company(), q.kind.map(|k| k.as_str())).await?;
     Ok(Json(
-        store::channels::list(&mut conn.ex(), auth.company(), q.kind.map(|k| k.as_str())).await?,
+        accounts
+            .into_iter()
+            .map(|a| with_url(&state, a))
+            .collect(),
     ))
+}
+
+/// The account with the webhook URL its provider must call.
+fn with_url(state: &AppState, mut account: ChannelAccount) -> ChannelAccount {
+    account.webhook_url =
+        crate::messaging::webhook_url(&state.public_base, &account.kind, account.id);
+    account
 }
 
 /// Connects a channel account. Audited (credentials redacted). A `sip_trunk`'s settings are
@@ -151,7 +163,8 @@ async fn create_account(
     )
     .await?;
     tx.commit().await?;
-    Ok(created(account))
+    state.messaging.directory.invalidate();
+    Ok(created(with_url(&state, account)))
 }
 
 /// One channel account (without credentials).
@@ -165,7 +178,7 @@ async fn get_account(
     let mut conn = state.db.conn().await?;
     store::channels::get(&mut conn.ex(), auth.company(), id)
         .await?
-        .map(Json)
+        .map(|a| Json(with_url(&state, a)))
         .ok_or_else(|| ApiError::not_found("channel account"))
 }
 
@@ -262,7 +275,8 @@ async fn update_account(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(account))
+    state.messaging.directory.invalidate();
+    Ok(Json(with_url(&state, account)))
 }
 
 /// Disconnects a channel account and forgets its credentials. Audited.
@@ -289,5 +303,6 @@ async fn delete_account(
     )
     .await?;
     tx.commit().await?;
+    state.messaging.directory.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Page, PageParams, optional_text};
-use crate::domain::{CompanyId, ConversationStatus, UserId};
+use crate::domain::{ChannelKind, CompanyId, ConversationStatus, UserId};
+use crate::messaging::outbox::{ReplyWindow, human_agent_enabled};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
 use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
@@ -24,6 +25,47 @@ pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(list_conversations, create_conversation))
         .routes(routes!(get_conversation, update_conversation))
+}
+
+/// A conversation with its reply window.
+#[derive(serde::Serialize, ToSchema)]
+pub(super) struct ConversationView {
+    #[serde(flatten)]
+    conversation: Conversation,
+    /// On a messaging channel: whether a free-form reply is allowed now and until when
+    /// (24 hours after the customer's last message; Messenger/Instagram with the HUMAN_AGENT tag
+    /// enabled: 7 days). `null` for conversations without a messaging channel.
+    reply_window: Option<ReplyWindow>,
+}
+
+/// Adds the reply windows, reading each channel account once.
+async fn views(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    items: Vec<Conversation>,
+) -> Result<Vec<ConversationView>, ApiError> {
+    let accounts = store::channels::list(ex, company, None).await?;
+    let now = store::now_ms();
+    Ok(items
+        .into_iter()
+        .map(|conversation| {
+            let account = conversation
+                .channel_account_id
+                .and_then(|id| accounts.iter().find(|a| a.id == id));
+            let reply_window = account.and_then(|a| {
+                ReplyWindow::compute(
+                    ChannelKind::parse(&a.kind),
+                    human_agent_enabled(a),
+                    conversation.last_inbound_at.map(|t| t.0),
+                    now,
+                )
+            });
+            ConversationView {
+                conversation,
+                reply_window,
+            }
+        })
+        .collect())
 }
 
 /// Conversation list filters.
@@ -90,12 +132,12 @@ async fn check_assignee(
 
 /// The company's conversations, newest first.
 #[utoipa::path(get, path = "/conversations", tag = "conversations", params(ConversationQuery),
-    responses((status = 200, body = Page<Conversation>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<ConversationView>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_conversations(
     State(state): State<Arc<AppState>>,
     auth: Authz<perm::ConversationsRead>,
     ApiQuery(q): ApiQuery<ConversationQuery>,
-) -> Result<Json<Page<Conversation>>, ApiError> {
+) -> Result<Json<Page<ConversationView>>, ApiError> {
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
@@ -118,7 +160,8 @@ async fn list_conversations(
     let mut conn = state.db.conn().await?;
     let items =
         store::conversations::list(&mut conn.ex(), auth.company(), &filter, page.fetch()).await?;
-    Ok(Json(Page::by_id(items, limit, |c| c.id)))
+    let items = views(&mut conn.ex(), auth.company(), items).await?;
+    Ok(Json(Page::by_id(items, limit, |c| c.conversation.id)))
 }
 
 /// Opens a conversation with a customer.
@@ -164,17 +207,18 @@ async fn create_conversation(
 
 /// One conversation.
 #[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "conversation id")),
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody)))]
 async fn get_conversation(
     State(state): State<Arc<AppState>>,
     auth: Authz<perm::ConversationsRead>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Conversation>, ApiError> {
+) -> Result<Json<ConversationView>, ApiError> {
     let mut conn = state.db.conn().await?;
-    store::conversations::get(&mut conn.ex(), auth.company(), id)
+    let conv = store::conversations::get(&mut conn.ex(), auth.company(), id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("conversation"))
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let mut views = views(&mut conn.ex(), auth.company(), vec![conv]).await?;
+    views.pop().map(Json).ok_or_else(|| ApiError::internal("conversation view"))
 }
 
 /// Changes status, assignee or subject.

@@ -24,6 +24,7 @@ mod roles;
 mod telephony;
 pub(crate) mod tokens;
 mod users;
+mod messages;
 pub(crate) use tokens::TOKEN_PREFIX;
 
 /// The `/api/v1` routes with their documentation.
@@ -36,6 +37,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(tokens::routes())
         .merge(customers::routes())
         .merge(conversations::routes())
+        .merge(messages::routes())
         .merge(channels::routes())
         .merge(telephony::routes())
         .merge(calls::routes())

@@ -1,0 +1,622 @@
+//! Sending: agents' replies and read receipts go to the `outbox` table in the same transaction as
+//! the `queued` message; a worker sends due rows through [`super::clients`], logs every call in
+//! `integration_logs` (redacted), and records the outcome:
+//! - success: the message is `sent` with the provider's id (receipts that came first apply now);
+//! - a rate limit or a transient error: another attempt after `Retry-After`, or after an
+//!   exponential backoff with jitter, up to `outbox_max_attempts`;
+//! - an expired token (190): the channel account needs reconnection and the message fails;
+//! - outside the messaging window (131047) or any other permanent error: the message fails with
+//!   the provider's reason.
+//!
+//! [`step`] sends what is due once; tests call it directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::clients::{Credentials, Request, SendError};
+use crate::agents::ServerFrame;
+use crate::domain::{ChannelKind, CompanyId, IdentityKind, UserId};
+use crate::http::AppState;
+use crate::secrets::Secret;
+use crate::store::integration_logs::{self, NewLog};
+use crate::store::messages::{self as msgs, ChannelMessageNew};
+use crate::store::outbox::{self, Item};
+use crate::store::{self, Ex, now_ms};
+
+/// How long a claimed row is reserved for the worker that claimed it.
+const LEASE: Duration = Duration::from_secs(60);
+/// The first retry waits this long; each further one twice as long.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Longest wait between attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// The standard messaging window after the customer's last message.
+pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Messenger's and Instagram's HUMAN_AGENT tag window.
+pub const HUMAN_AGENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What an outbox row sends (its `payload`), decided when it is queued.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outgoing {
+    /// A direct message to the customer's id on the channel.
+    Text {
+        /// PSID, IGSID, WhatsApp number digits or BSUID, WAHA chat id.
+        to: String,
+        /// Text.
+        text: String,
+        /// Messenger/Instagram: send with the HUMAN_AGENT tag (outside 24 h, within 7 days).
+        #[serde(default)]
+        human_agent: bool,
+    },
+    /// A private reply to a Facebook or Instagram comment.
+    PrivateReply {
+        /// The comment.
+        comment_id: String,
+        /// Text.
+        text: String,
+    },
+    /// A WhatsApp template (for replies outside the 24-hour window).
+    Template {
+        /// Recipient.
+        to: String,
+        /// Template name.
+        name: String,
+        /// Language code.
+        language: String,
+        /// Components with parameters.
+        components: Option<serde_json::Value>,
+    },
+    /// Mark the customer's messages read.
+    MarkRead {
+        /// The customer's id on the channel.
+        to: String,
+        /// The latest inbound message's provider id.
+        message_id: String,
+    },
+}
+
+/// Starts the outbox worker.
+pub fn spawn(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = step(&state).await {
+                tracing::error!(error = %e, "outbox step failed");
+            }
+            let wait = match next_due(&state).await {
+                Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+                None => Duration::from_secs(30),
+            }
+            .clamp(Duration::from_millis(50), Duration::from_secs(30));
+            tokio::select! {
+                () = state.messaging.outbound.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
+async fn next_due(state: &AppState) -> Option<i64> {
+    let mut conn = state.db.conn().await.ok()?;
+    outbox::next_due(&mut conn.ex()).await.ok().flatten()
+}
+
+/// Sends every row due now, one at a time; returns how many were attempted.
+pub async fn step(state: &AppState) -> store::Result<usize> {
+    let mut attempted = 0;
+    loop {
+        let due = {
+            let mut conn = state.db.conn().await?;
+            outbox::due(&mut conn.ex(), now_ms(), 20).await?
+        };
+        if due.is_empty() {
+            return Ok(attempted);
+        }
+        let mut claimed_any = false;
+        for item in due {
+            let claimed = {
+                let mut conn = state.db.conn().await?;
+                let lease = now_ms() + i64::try_from(LEASE.as_millis()).unwrap_or(60_000);
+                outbox::claim(&mut conn.ex(), &item, lease).await?
+            };
+            if claimed {
+                claimed_any = true;
+                attempted += 1;
+                send_one(state, &item).await?;
+            }
+        }
+        if !claimed_any {
+            return Ok(attempted);
+        }
+    }
+}
+
+/// The message id of `item` as a realtime change, when it has one.
+async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
+    let company = item.company_id;
+    let attempts = item.attempts + 1;
+    let mut conn = state.db.conn().await?;
+    let account = store::channels::get(&mut conn.ex(), company, item.channel_account_id).await?;
+    let creds = store::channels::credentials(&mut conn.ex(), &state.keyring, company, item.channel_account_id)
+        .await?;
+    drop(conn);
+    let outgoing: Result<Outgoing, _> = serde_json::from_str(&item.payload);
+    let (Some(account), Ok(outgoing)) = (account, outgoing) else {
+        return finish(state, item, Verdict::Fail("the channel account or the queued payload is gone".into())).await;
+    };
+    let creds = credentials(creds.as_ref().map(|c| c.expose()));
+    let Some(request) = request_for(&account, &outgoing) else {
+        return finish(state, item, Verdict::Fail(format!("cannot send {} on a {} channel", kind_name(&outgoing), account.kind))).await;
+    };
+    let (result, exchange) = state.messaging.clients.send(&request, &creds).await;
+    let log = NewLog {
+        company_id: Some(company),
+        channel_account_id: Some(item.channel_account_id),
+        direction: "out",
+        provider: exchange.provider,
+        method: exchange.method,
+        endpoint: exchange.endpoint,
+        status: exchange.status.map(i32::from),
+        duration_ms: Some(exchange.duration_ms),
+        request_headers: Some(exchange.request_headers.to_string()),
+        request_body: exchange.request_body,
+        response_body: exchange.response_body,
+        error: exchange.error,
+        state: "done",
+        message_id: item.message_id,
+        created_at: now_ms(),
+    };
+    {
+        let mut conn = state.db.conn().await?;
+        integration_logs::insert(&mut conn.ex(), &log).await?;
+    }
+    let verdict = match result {
+        Ok(sent) => Verdict::Sent(sent.message_id),
+        Err(e) => {
+            let reason = describe(&e);
+            match e {
+                SendError::AuthExpired(_) => Verdict::Reconnect(reason),
+                SendError::RateLimited { retry_after, .. } if attempts < max_attempts(state) => {
+                    Verdict::Retry(retry_after.unwrap_or_else(|| backoff(attempts)).min(Duration::from_secs(3600)), reason)
+                }
+                SendError::Transient(_) if attempts < max_attempts(state) => {
+                    Verdict::Retry(backoff(attempts), reason)
+                }
+                _ => Verdict::Fail(reason),
+            }
+        }
+    };
+    finish(state, item, verdict).await
+}
+
+fn max_attempts(state: &AppState) -> i32 {
+    i32::try_from(state.config.outbox_max_attempts.max(1)).unwrap_or(i32::MAX)
+}
+
+fn kind_name(o: &Outgoing) -> &'static str {
+    match o {
+        Outgoing::Text { .. } => "a text",
+        Outgoing::PrivateReply { .. } => "a private reply",
+        Outgoing::Template { .. } => "a template",
+        Outgoing::MarkRead { .. } => "a read receipt",
+    }
+}
+
+/// The message that a failure leaves on the message, with the provider's code.
+fn describe(e: &SendError) -> String {
+    let p = e.provider_error();
+    let what = match e {
+        SendError::AuthExpired(_) => "the channel's access token was refused; reconnect the channel",
+        SendError::WindowClosed(_) => "outside the messaging window; a WhatsApp reply needs a template",
+        SendError::RateLimited { .. } => "rate limited",
+        SendError::Transient(_) => "temporary provider error",
+        SendError::Permanent(_) => "refused by the provider",
+    };
+    format!("{what} ({}: {})", p.code, p.message)
+}
+
+/// Exponential backoff with ±25 % jitter, so rows that failed together do not retry together.
+pub fn backoff(attempt: i32) -> Duration {
+    let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(16);
+    let base = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_MAX);
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let unit = f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX); // 0..=1
+    base.mul_f64(0.75 + unit * 0.5)
+}
+
+enum Verdict {
+    Sent(Option<String>),
+    Retry(Duration, String),
+    Reconnect(String),
+    Fail(String),
+}
+
+async fn finish(state: &AppState, item: &Item, verdict: Verdict) -> store::Result<()> {
+    let company = item.company_id;
+    let mut tx = state.db.begin().await?;
+    let mut channel_changed = false;
+    match &verdict {
+        Verdict::Sent(external_id) => {
+            outbox::done(&mut tx.ex(), item.id).await?;
+            if let Some(m) = item.message_id {
+                if let Some(ext) = external_id {
+                    // An echo of this very message may have been stored first; it is the same
+                    // message, so the echo row gives way.
+                    dedupe_echo(&mut tx.ex(), company, item.channel_account_id, m, ext).await?;
+                }
+                outbox::message_result(&mut tx.ex(), company, m, "sent", external_id.as_deref(), None).await?;
+                if let Some(ext) = external_id {
+                    msgs::apply_receipts(&mut tx.ex(), company, item.channel_account_id, ext).await?;
+                }
+            }
+        }
+        Verdict::Retry(after, why) => {
+            let at = now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
+            outbox::retry(&mut tx.ex(), item.id, at, why).await?;
+            tracing::info!(outbox = item.id, retry_in_ms = after.as_millis() as u64, reason = %why, "send will be retried");
+        }
+        Verdict::Reconnect(why) | Verdict::Fail(why) => {
+            outbox::fail(&mut tx.ex(), item.id, why).await?;
+            if let Some(m) = item.message_id {
+                outbox::message_result(&mut tx.ex(), company, m, "failed", None, Some(why)).await?;
+            }
+            if matches!(verdict, Verdict::Reconnect(_)) {
+                channel_changed = store::channels::set_status(
+                    &mut tx.ex(),
+                    company,
+                    item.channel_account_id,
+                    "needs_reconnection",
+                    Some(why),
+                )
+                .await?;
+            }
+            tracing::warn!(outbox = item.id, reason = %why, "send failed");
+        }
+    }
+    tx.commit().await?;
+    let mut conn = state.db.conn().await?;
+    if let Some(m) = item.message_id
+        && !matches!(verdict, Verdict::Retry(..))
+        && let Some(msg) = msgs::get(&mut conn.ex(), company, m).await?
+    {
+        state.agents.broadcast(
+            company,
+            &ServerFrame::Message {
+                message: serde_json::to_value(msg).unwrap_or_default(),
+            },
+        );
+    }
+    if channel_changed
+        && let Some(a) = store::channels::get(&mut conn.ex(), company, item.channel_account_id).await?
+    {
+        state.agents.broadcast(
+            company,
+            &ServerFrame::Channel {
+                account: serde_json::to_value(a).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(())
+}
+
+async fn dedupe_echo(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    account: i64,
+    message: i64,
+    external_id: &str,
+) -> store::Result<()> {
+    crate::store::q!(
+        ex,
+        exec,
+        "DELETE FROM messages WHERE company_id = $1 AND channel_account_id = $2 AND external_id = $3 \
+           AND id <> $4 AND direction = 'out' AND sender_user_id IS NULL",
+        company,
+        account,
+        external_id,
+        message
+    )?;
+    Ok(())
+}
+
+fn credentials(map: Option<&serde_json::Map<String, serde_json::Value>>) -> Credentials {
+    let get = |k: &str| {
+        map.and_then(|m| m.get(k))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret::new(s.to_owned()))
+    };
+    Credentials {
+        access_token: get("access_token"),
+        api_key: get("api_key"),
+        other_secrets: ["app_secret", "verify_token", "hmac_key"]
+            .iter()
+            .filter_map(|k| get(k))
+            .collect(),
+    }
+}
+
+fn setting<'a>(account: &'a store::channels::ChannelAccount, key: &str) -> Option<&'a str> {
+    account.settings.0.get(key).and_then(|v| v.as_str())
+}
+
+/// The provider request for `outgoing` on `account`, or `None` when the channel cannot send it.
+fn request_for(account: &store::channels::ChannelAccount, outgoing: &Outgoing) -> Option<Request> {
+    let kind = ChannelKind::parse(&account.kind)?;
+    let ext = account.external_id.clone().unwrap_or_default();
+    Some(match (kind, outgoing.clone()) {
+        (ChannelKind::Messenger, Outgoing::Text { to, text, human_agent }) => Request::MessengerText {
+            page_id: ext,
+            recipient: to,
+            text,
+            human_agent_tag: human_agent,
+        },
+        (ChannelKind::Instagram, Outgoing::Text { to, text, human_agent }) => Request::InstagramText {
+            account_id: ext,
+            recipient: to,
+            text,
+            human_agent_tag: human_agent,
+        },
+        (ChannelKind::Messenger | ChannelKind::Instagram, Outgoing::PrivateReply { comment_id, text }) => {
+            Request::PrivateReply {
+                account_id: ext,
+                comment_id,
+                text,
+            }
+        }
+        (ChannelKind::Messenger | ChannelKind::Instagram, Outgoing::MarkRead { to, .. }) => Request::MarkSeen {
+            account_id: ext,
+            recipient: to,
+        },
+        (ChannelKind::WhatsappCloud, Outgoing::Text { to, text, .. }) => Request::WhatsappText {
+            phone_number_id: ext,
+            to,
+            text,
+            reply_to: None,
+        },
+        (ChannelKind::WhatsappCloud, Outgoing::Template { to, name, language, components }) => {
+            Request::WhatsappTemplate {
+                phone_number_id: ext,
+                to,
+                name,
+                language,
+                components,
+            }
+        }
+        (ChannelKind::WhatsappCloud, Outgoing::MarkRead { message_id, .. }) => Request::WhatsappRead {
+            phone_number_id: ext,
+            message_id,
+        },
+        (ChannelKind::Waha, Outgoing::Text { to, text, .. }) => Request::WahaText {
+            base_url: setting(account, "base_url")?.to_owned(),
+            session: setting(account, "session").map_or(ext, str::to_owned),
+            chat_id: to,
+            text,
+            reply_to: None,
+        },
+        (ChannelKind::Waha, Outgoing::MarkRead { to, message_id }) => Request::WahaSeen {
+            base_url: setting(account, "base_url")?.to_owned(),
+            session: setting(account, "session").map_or(ext, str::to_owned),
+            chat_id: to,
+            message_id: Some(message_id),
+        },
+        _ => return None,
+    })
+}
+
+/// A reply an agent asked for.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Text.
+    Text(String),
+    /// A WhatsApp template.
+    Template {
+        /// Name.
+        name: String,
+        /// Language code.
+        language: String,
+        /// Components.
+        components: Option<serde_json::Value>,
+    },
+}
+
+/// Why a reply cannot be queued (the API answers 422 or 409 with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The conversation is not on a messaging channel.
+    #[error("the conversation has no messaging channel")]
+    NoChannel,
+    /// The channel has no id for this customer.
+    #[error("the customer has no identity on this channel to send to")]
+    NoRecipient,
+    /// A template on a channel without templates.
+    #[error("templates are only sent on WhatsApp Cloud API channels")]
+    TemplateUnsupported,
+    /// The channel's credentials were refused; they must be updated first.
+    #[error("the channel needs reconnection: update its credentials")]
+    NeedsReconnection,
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// The reply window of a conversation whose customer last wrote at `last_inbound` (Unix ms).
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplyWindow {
+    /// Whether a free-form reply is allowed now.
+    pub open: bool,
+    /// When the standard (24-hour) window closes.
+    pub expires_at: Option<crate::domain::Timestamp>,
+    /// Messenger/Instagram with the HUMAN_AGENT tag enabled: an agent may still reply until then.
+    pub human_agent_until: Option<crate::domain::Timestamp>,
+}
+
+impl ReplyWindow {
+    /// The window for a conversation on a channel of `kind` (`human_agent`: the tag is enabled).
+    pub fn compute(kind: Option<ChannelKind>, human_agent: bool, last_inbound: Option<i64>, now: i64) -> Option<Self> {
+        let kind = kind?;
+        if kind == ChannelKind::SipTrunk || kind == ChannelKind::Openai {
+            return None;
+        }
+        // WAHA is a WhatsApp client: no platform window applies.
+        if kind == ChannelKind::Waha {
+            return Some(Self { open: true, expires_at: None, human_agent_until: None });
+        }
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let expires = last_inbound.map(|t| t + ms(WINDOW));
+        let tagged = (human_agent && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram))
+            .then(|| last_inbound.map(|t| t + ms(HUMAN_AGENT_WINDOW)))
+            .flatten();
+        Some(Self {
+            open: expires.is_some_and(|e| now < e) || tagged.is_some_and(|e| now < e),
+            expires_at: expires.map(crate::domain::Timestamp),
+            human_agent_until: tagged.map(crate::domain::Timestamp),
+        })
+    }
+}
+
+/// Whether the channel account has Messenger's HUMAN_AGENT tag enabled (`settings.human_agent_tag`).
+pub fn human_agent_enabled(account: &store::channels::ChannelAccount) -> bool {
+    account.settings.0.get("human_agent_tag").and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+/// Queues an agent's reply in `conversation`: the `queued` message and its outbox row, in the
+/// caller's transaction. Returns the message id.
+pub async fn queue_reply(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    conversation: &store::conversations::Conversation,
+    user: UserId,
+    reply: &Reply,
+) -> Result<i64, ReplyError> {
+    let account_id = conversation.channel_account_id.ok_or(ReplyError::NoChannel)?;
+    let account = store::channels::get(ex, company, account_id).await?.ok_or(ReplyError::NoChannel)?;
+    let kind = ChannelKind::parse(&account.kind).ok_or(ReplyError::NoChannel)?;
+    if !matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram | ChannelKind::WhatsappCloud | ChannelKind::Waha) {
+        return Err(ReplyError::NoChannel);
+    }
+    if account.status == "needs_reconnection" {
+        return Err(ReplyError::NeedsReconnection);
+    }
+    let now = now_ms();
+    let latest_in = latest_inbound(ex, company, conversation.id).await?;
+    let (outgoing, body) = match reply {
+        Reply::Template { name, language, components } => {
+            if kind != ChannelKind::WhatsappCloud {
+                return Err(ReplyError::TemplateUnsupported);
+            }
+            let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
+            (
+                Outgoing::Template { to, name: name.clone(), language: language.clone(), components: components.clone() },
+                format!("[template {name} ({language})]"),
+            )
+        }
+        Reply::Text(text) => {
+            // A customer known only from a comment is answered with a private reply to it.
+            let out = match &latest_in {
+                Some(m) if m.kind == "comment" && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram) => {
+                    Outgoing::PrivateReply { comment_id: m.external_id.clone().unwrap_or_default(), text: text.clone() }
+                }
+                _ => {
+                    let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
+                    let window = ReplyWindow::compute(Some(kind), human_agent_enabled(&account), conversation.last_inbound_at.map(|t| t.0), now);
+                    let human_agent = window.is_some_and(|w| {
+                        w.expires_at.is_some_and(|e| now >= e.0) && w.human_agent_until.is_some_and(|h| now < h.0)
+                    });
+                    Outgoing::Text { to, text: text.clone(), human_agent }
+                }
+            };
+            (out, text.clone())
+        }
+    };
+    let message = msgs::insert(
+        ex,
+        company,
+        &ChannelMessageNew {
+            conversation_id: conversation.id,
+            customer_id: conversation.customer_id,
+            channel_account_id: account_id,
+            direction: "out",
+            kind: "message",
+            sender_user_id: Some(user),
+            body: Some(&body),
+            attachments: None,
+            reply_to: None,
+            thread: None,
+            status: "queued",
+            external_id: None,
+            at: now,
+        },
+    )
+    .await?
+    .ok_or_else(|| store::StoreError::Conflict("message".into()))?;
+    outbox::enqueue(ex, company, account_id, Some(message), "send", &serde_json::to_value(&outgoing).unwrap_or_default())
+        .await?;
+    Ok(message)
+}
+
+/// Queues a read receipt for the customer's latest message in `conversation`; false when there
+/// is nothing to mark.
+pub async fn queue_mark_read(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    conversation: &store::conversations::Conversation,
+) -> Result<bool, ReplyError> {
+    let account_id = conversation.channel_account_id.ok_or(ReplyError::NoChannel)?;
+    let account = store::channels::get(ex, company, account_id).await?.ok_or(ReplyError::NoChannel)?;
+    let kind = ChannelKind::parse(&account.kind).ok_or(ReplyError::NoChannel)?;
+    let Some(latest) = latest_inbound(ex, company, conversation.id).await? else {
+        return Ok(false);
+    };
+    let (Some(message_id), false) = (latest.external_id, latest.kind == "comment") else {
+        return Ok(false);
+    };
+    let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
+    outbox::enqueue(ex, company, account_id, None, "mark_read", &serde_json::to_value(Outgoing::MarkRead { to, message_id }).unwrap_or_default())
+        .await?;
+    Ok(true)
+}
+
+async fn latest_inbound(ex: &mut Ex<'_>, company: CompanyId, conversation: i64) -> store::Result<Option<msgs::Message>> {
+    Ok(msgs::list(ex, company, conversation, None, 50)
+        .await?
+        .into_iter()
+        .find(|m| m.direction == "in"))
+}
+
+/// The customer's id to send to on `account`.
+async fn recipient(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    customer: i64,
+    account: i64,
+    kind: ChannelKind,
+) -> Result<String, ReplyError> {
+    let ids = store::customers::identities(ex, company, customer).await?;
+    let on = |k: IdentityKind| {
+        ids.iter()
+            .find(|i| i.kind == k.as_str() && i.channel_account_id == Some(account))
+            .map(|i| i.external_id.clone())
+    };
+    let found = match kind {
+        ChannelKind::Messenger => on(IdentityKind::Psid),
+        ChannelKind::Instagram => on(IdentityKind::Igsid),
+        ChannelKind::WhatsappCloud => on(IdentityKind::WaId)
+            .or_else(|| on(IdentityKind::WhatsappBsuid))
+            // A customer known by phone (a caller) can be written to on WhatsApp.
+            .or_else(|| {
+                ids.iter()
+                    .find(|i| i.kind == IdentityKind::Phone.as_str())
+                    .map(|i| i.external_id.trim_start_matches('+').to_owned())
+            }),
+        ChannelKind::Waha => on(IdentityKind::WahaChatId).or_else(|| {
+            ids.iter()
+                .find(|i| i.kind == IdentityKind::Phone.as_str())
+                .map(|i| format!("{}@c.us", i.external_id.trim_start_matches('+')))
+        }),
+        _ => None,
+    };
+    found.ok_or(ReplyError::NoRecipient)
+}

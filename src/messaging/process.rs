@@ -1,0 +1,402 @@
+//! Applying stored webhook events: each pending inbound `integration_logs` row is parsed and its
+//! events applied in one transaction — customer identities and profiles, the conversation,
+//! messages (idempotent on the provider's id), receipts, reactions, removals, WAHA session
+//! states — then marked `processed` (or `ignored` when nothing in it concerned masterz). Agents
+//! get the changes over their WebSocket after the commit.
+//!
+//! A row whose processing fails on the database stays pending and is retried (every
+//! [`RETRY_EVERY`], up to [`MAX_ATTEMPTS`] times); a row that does not parse is `failed` at once.
+//! Processing the same row again changes nothing: that is what `masterz replay` relies on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::event::{Contact, Direction, EventKind, InboundEvent, InboundMessage};
+use crate::agents::ServerFrame;
+use crate::domain::{ChannelKind, CompanyId, IdentityKind};
+use crate::http::AppState;
+use crate::store::integration_logs::{self, Inbound};
+use crate::store::messages::{self as msgs, ChannelMessageNew, ChannelProfile};
+use crate::store::{self, Ex, StoreError};
+
+/// Rows fetched per query.
+const BATCH: i64 = 200;
+/// Database failures tolerated per row before it is marked `failed`.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// How often pending rows are looked for without a wake-up (and failed ones retried).
+pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// What processing one row did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Events in the row.
+    pub events: usize,
+    /// Messages added.
+    pub added: usize,
+    /// Messages changed (status, edit, reaction, removal).
+    pub changed: usize,
+    /// Events skipped, with why.
+    pub skipped: Vec<String>,
+    /// The row's final state: `processed`, `ignored` or `failed`.
+    pub state: &'static str,
+}
+
+#[derive(Debug)]
+enum Change {
+    Message(i64),
+    Channel(i64),
+}
+
+/// Starts the processor task.
+pub fn spawn(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            match run_once(&state).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook processing failed"),
+            }
+            tokio::select! {
+                () = state.messaging.inbound.notified() => {}
+                () = tokio::time::sleep(RETRY_EVERY) => {}
+            }
+        }
+    });
+}
+
+/// Processes every pending row once; returns how many rows were handled.
+pub async fn run_once(state: &AppState) -> store::Result<usize> {
+    let mut after = 0;
+    let mut handled = 0;
+    loop {
+        let rows = {
+            let mut conn = state.db.conn().await?;
+            integration_logs::pending(&mut conn.ex(), after, BATCH).await?
+        };
+        let Some(last) = rows.last() else {
+            return Ok(handled);
+        };
+        after = last.id;
+        for row in rows {
+            process_row(state, &row).await?;
+            handled += 1;
+        }
+    }
+}
+
+/// Processes one inbound row and records the outcome on it.
+pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Report> {
+    let (Some(company), Some(account_id)) = (row.company_id, row.channel_account_id) else {
+        let mut conn = state.db.conn().await?;
+        integration_logs::finish(&mut conn.ex(), row.id, "ignored", Some("no channel account"))
+            .await?;
+        return Ok(Report {
+            state: "ignored",
+            ..Report::default()
+        });
+    };
+    let body = row.request_body.as_deref().unwrap_or_default().as_bytes();
+    let parsed = match row.provider.as_str() {
+        "meta" => super::meta::parse(body),
+        "waha" => super::waha::parse(body),
+        other => Err(super::event::ParseError(format!("unknown provider {other}"))),
+    };
+    let events = match parsed {
+        Ok(e) => e,
+        Err(e) => {
+            let mut conn = state.db.conn().await?;
+            integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string())).await?;
+            return Ok(Report {
+                state: "failed",
+                ..Report::default()
+            });
+        }
+    };
+    match apply_all(state, company, account_id, row.id, &events).await {
+        Ok((report, changes)) => {
+            announce(state, company, &changes).await;
+            Ok(report)
+        }
+        Err(e) => {
+            let mut conn = state.db.conn().await?;
+            let attempts = integration_logs::failed_attempt(&mut conn.ex(), row.id, &e.to_string()).await?;
+            tracing::warn!(row = row.id, attempts, error = %e, "webhook event not applied");
+            if attempts >= MAX_ATTEMPTS {
+                integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string())).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn apply_all(
+    state: &AppState,
+    company: CompanyId,
+    account_id: i64,
+    row: i64,
+    events: &[InboundEvent],
+) -> store::Result<(Report, Vec<Change>)> {
+    let mut tx = state.db.begin().await?;
+    let account = store::channels::get(&mut tx.ex(), company, account_id).await?;
+    let mut report = Report {
+        events: events.len(),
+        ..Report::default()
+    };
+    let mut changes = Vec::new();
+    match account.as_ref().and_then(|a| ChannelKind::parse(&a.kind)) {
+        None => report.skipped.push("the channel account was deleted".into()),
+        Some(kind) => {
+            let mut ctx = Ctx {
+                company,
+                account: account_id,
+                kind,
+                report: &mut report,
+                changes: &mut changes,
+            };
+            for event in events {
+                ctx.apply(&mut tx.ex(), event).await?;
+            }
+        }
+    }
+    report.state = if report.added + report.changed == 0 && !report.skipped.is_empty() && report.skipped.len() >= report.events {
+        "ignored"
+    } else {
+        "processed"
+    };
+    let note = (!report.skipped.is_empty()).then(|| report.skipped.join("; "));
+    integration_logs::finish(&mut tx.ex(), row, report.state, note.as_deref()).await?;
+    tx.commit().await?;
+    Ok((report, changes))
+}
+
+struct Ctx<'a> {
+    company: CompanyId,
+    account: i64,
+    kind: ChannelKind,
+    report: &'a mut Report,
+    changes: &'a mut Vec<Change>,
+}
+
+impl Ctx<'_> {
+    async fn apply(&mut self, ex: &mut Ex<'_>, event: &InboundEvent) -> store::Result<()> {
+        let (company, account) = (self.company, self.account);
+        match &event.kind {
+            EventKind::Message(m) => self.message(ex, m).await?,
+            EventKind::Removed { external_id } => {
+                self.changed(msgs::remove(ex, company, account, external_id).await?);
+            }
+            EventKind::Status(s) => {
+                let error = s.error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
+                msgs::add_receipt(ex, company, account, &s.message_id, s.status.as_str(), error.as_deref(), s.at_ms)
+                    .await?;
+                self.changed(
+                    msgs::advance(ex, company, account, &s.message_id, s.status.as_str(), error.as_deref())
+                        .await?,
+                );
+            }
+            EventKind::Watermark {
+                contact,
+                status,
+                watermark_ms,
+                mids,
+            } => {
+                for mid in mids {
+                    msgs::add_receipt(ex, company, account, mid, status.as_str(), None, *watermark_ms).await?;
+                    self.changed(msgs::advance(ex, company, account, mid, status.as_str(), None).await?);
+                }
+                let kind = self.contact_kind();
+                if let Some(customer) =
+                    msgs::customer_by_identities(ex, company, &[(kind.as_str(), Some(account), contact)]).await?
+                {
+                    for id in msgs::advance_until(ex, company, account, customer, status.as_str(), *watermark_ms).await? {
+                        self.changed(Some(id));
+                    }
+                }
+            }
+            EventKind::Reaction {
+                message_id, emoji, ..
+            } => {
+                self.changed(msgs::react(ex, company, account, message_id, emoji.as_deref()).await?);
+            }
+            EventKind::SessionStatus { status } => {
+                let (to, reason) = match status.as_str() {
+                    "WORKING" => ("connected", None),
+                    "SCAN_QR_CODE" => ("needs_reconnection", Some("the WAHA session waits for its QR code to be scanned")),
+                    "STARTING" => return Ok(()),
+                    _ => ("disconnected", Some("the WAHA session stopped or failed")),
+                };
+                let reason = reason.map(|r| format!("{r} ({status})"));
+                if store::channels::set_status(ex, company, account, to, reason.as_deref()).await? {
+                    self.changes.push(Change::Channel(account));
+                    self.report.changed += 1;
+                }
+            }
+            EventKind::Ignored { reason } => self.report.skipped.push(reason.clone()),
+            EventKind::Unknown { what } => {
+                self.report.skipped.push(format!("unknown event {what}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn changed(&mut self, id: Option<i64>) {
+        if let Some(id) = id {
+            self.report.changed += 1;
+            self.changes.push(Change::Message(id));
+        }
+    }
+
+    /// The identity kind of this channel's customers when an event names them by a bare id.
+    fn contact_kind(&self) -> IdentityKind {
+        match self.kind {
+            ChannelKind::Instagram => IdentityKind::Igsid,
+            ChannelKind::WhatsappCloud => IdentityKind::WaId,
+            ChannelKind::Waha => IdentityKind::WahaChatId,
+            _ => IdentityKind::Psid,
+        }
+    }
+
+    async fn message(&mut self, ex: &mut Ex<'_>, m: &InboundMessage) -> store::Result<()> {
+        let (company, account) = (self.company, self.account);
+        if m.edited
+            && let Some(id) = msgs::edit(ex, company, account, &m.external_id, m.text.as_deref()).await?
+        {
+            self.changed(Some(id));
+            return Ok(());
+        }
+        let customer = self.customer(ex, &m.contact).await?;
+        let inbound = m.direction == Direction::In;
+        let conversation = msgs::conversation_for(ex, company, customer, account, inbound).await?;
+        let attachments = (!m.attachments.is_empty())
+            .then(|| serde_json::to_string(&m.attachments).unwrap_or_default());
+        let thread = m
+            .thread
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_default());
+        let new = ChannelMessageNew {
+            conversation_id: conversation,
+            customer_id: customer,
+            channel_account_id: account,
+            direction: m.direction.as_str(),
+            kind: m.kind.as_str(),
+            sender_user_id: None,
+            body: m.text.as_deref(),
+            attachments,
+            reply_to: m.reply_to.as_deref(),
+            thread,
+            status: if inbound { "received" } else { "sent" },
+            external_id: Some(&m.external_id),
+            at: m.at_ms,
+        };
+        match msgs::insert(ex, company, &new).await? {
+            Some(id) => {
+                self.report.added += 1;
+                if !inbound {
+                    msgs::apply_receipts(ex, company, account, &m.external_id).await?;
+                }
+                self.changes.push(Change::Message(id));
+            }
+            None => self.report.skipped.push(format!("duplicate message {}", m.external_id)),
+        }
+        Ok(())
+    }
+
+    /// The customer behind a contact: found by any of its identities on this account, or by its
+    /// phone number (which is how a caller and a WhatsApp contact meet), else created; every
+    /// identity is then linked and the profile refreshed.
+    async fn customer(&mut self, ex: &mut Ex<'_>, c: &Contact) -> store::Result<i64> {
+        let (company, account) = (self.company, self.account);
+        let primary = c.kind.unwrap_or_else(|| self.contact_kind());
+        let mut keys: Vec<(&str, Option<i64>, &str)> = vec![(primary.as_str(), Some(account), c.external_id.as_str())];
+        for (kind, id) in &c.aliases {
+            keys.push((kind.as_str(), Some(account), id.as_str()));
+        }
+        if let Some(phone) = &c.phone {
+            keys.push((IdentityKind::Phone.as_str(), None, phone.as_str()));
+        }
+        let profile = ChannelProfile {
+            name: c.name.as_deref(),
+            username: c.username.as_deref(),
+            avatar_url: c.avatar_url.as_deref(),
+            locale: c.locale.as_deref(),
+        };
+        let customer = match msgs::customer_by_identities(ex, company, &keys).await? {
+            Some(id) => id,
+            None => {
+                let name = c
+                    .name
+                    .as_deref()
+                    .or(c.username.as_deref())
+                    .or(c.phone.as_deref())
+                    .unwrap_or(&c.external_id);
+                msgs::new_customer(ex, company, Some(name)).await?
+            }
+        };
+        let mut owner = customer;
+        for (i, (kind, acc, id)) in keys.iter().enumerate() {
+            let p = if i == 0 { profile.clone() } else { ChannelProfile::default() };
+            let linked = msgs::link_identity(ex, company, customer, kind, *acc, id, &p).await?;
+            if i == 0 {
+                owner = linked;
+            }
+        }
+        msgs::refresh_customer(ex, company, owner, &profile).await?;
+        Ok(owner)
+    }
+}
+
+/// Pushes the changed messages and channels to the company's agents.
+async fn announce(state: &AppState, company: CompanyId, changes: &[Change]) {
+    if changes.is_empty() {
+        return;
+    }
+    let Ok(mut conn) = state.db.conn().await else {
+        return;
+    };
+    for change in changes {
+        let frame = match change {
+            Change::Message(id) => match msgs::get(&mut conn.ex(), company, *id).await {
+                Ok(Some(m)) => ServerFrame::Message {
+                    message: serde_json::to_value(m).unwrap_or_default(),
+                },
+                _ => continue,
+            },
+            Change::Channel(id) => match store::channels::get(&mut conn.ex(), company, *id).await {
+                Ok(Some(a)) => ServerFrame::Channel {
+                    account: serde_json::to_value(a).unwrap_or_default(),
+                },
+                _ => continue,
+            },
+        };
+        state.agents.broadcast(company, &frame);
+    }
+}
+
+/// Why a row could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No inbound row with that id.
+    #[error("no inbound integration log row {0}")]
+    NotFound(i64),
+    /// The row was a rejected request (forged, malformed): it is never processed.
+    #[error("row {0} is a rejected request ({1}); it is not replayed")]
+    Rejected(i64, String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Processes the inbound row `id` again (`masterz replay`): idempotent, so events already applied
+/// change nothing and ones that failed before are applied now.
+pub async fn replay(state: &AppState, id: i64) -> Result<Report, ReplayError> {
+    let row = {
+        let mut conn = state.db.conn().await?;
+        integration_logs::inbound(&mut conn.ex(), id)
+            .await?
+            .ok_or(ReplayError::NotFound(id))?
+    };
+    if row.state == "rejected" {
+        return Err(ReplayError::Rejected(id, row.state));
+    }
+    Ok(process_row(state, &row).await?)
+}
