@@ -8,3 +8,4 @@ mod clients;
 mod fake_provider;
 mod harness;
 mod inbound;
+mod outbound;
