@@ -95,7 +95,9 @@ pub(super) async fn create_channel(
             bail!("--base-url must be an http:// or https:// URL");
         }
         if args.api_key.is_none() && args.hmac_key.is_none() {
-            bail!("--kind waha needs --api-key and/or --hmac-key: its webhooks are checked with them");
+            bail!(
+                "--kind waha needs --api-key and/or --hmac-key: its webhooks are checked with them"
+            );
         }
     } else if args.base_url.is_some() || args.api_key.is_some() || args.hmac_key.is_some() {
         bail!("--base-url, --api-key and --hmac-key are for WAHA channels");

@@ -73,7 +73,12 @@ fn answer(outcome: Outcome) -> Response {
             "could not store the event; retry".to_owned(),
         ),
     };
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 /// Meta's verification request.
@@ -98,11 +103,9 @@ async fn meta_handshake(
     else {
         return (StatusCode::FORBIDDEN, "not a subscription request").into_response();
     };
-    let global = state
-        .config
-        .meta_verify_token
-        .as_ref()
-        .is_some_and(|t| !t.expose().is_empty() && same_secret(t.expose().as_bytes(), token.as_bytes()));
+    let global = state.config.meta_verify_token.as_ref().is_some_and(|t| {
+        !t.expose().is_empty() && same_secret(t.expose().as_bytes(), token.as_bytes())
+    });
     if global || state.messaging.directory.is_verify_token(token).await {
         tracing::info!("Meta webhook subscription verified");
         return (
@@ -148,6 +151,11 @@ async fn waha_event(
         return answer(Outcome::UnknownAccount);
     };
     let m = &state.messaging;
-    let req = received(format!("/webhooks/waha/{id}"), &headers, &body, "x-webhook-hmac");
+    let req = received(
+        format!("/webhooks/waha/{id}"),
+        &headers,
+        &body,
+        "x-webhook-hmac",
+    );
     answer(ingest::waha(&m.committer, &m.directory, id, req).await)
 }

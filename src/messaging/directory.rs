@@ -125,7 +125,10 @@ impl Directory {
         let _one = self.reload.lock().await;
         {
             let s = self.read();
-            if miss && s.last_miss_reload.is_some_and(|t| t.elapsed() < MISS_RELOAD) {
+            if miss
+                && s.last_miss_reload
+                    .is_some_and(|t| t.elapsed() < MISS_RELOAD)
+            {
                 return;
             }
             if !miss && !s.stale && s.loaded_at.is_some_and(|t| t.elapsed() < MAX_AGE) {

@@ -155,16 +155,26 @@ fn header_json(received: &Received<'_>, secrets: &[&str]) -> String {
     .to_string()
 }
 
+/// What became of a request: its log state, the HTTP status answered, why.
+struct Disposition {
+    state: &'static str,
+    status: i32,
+    error: Option<String>,
+}
+
 fn log_row(
     received: &Received<'_>,
     provider: &'static str,
     route: Option<&Route>,
     body: String,
-    state: &'static str,
-    status: i32,
-    error: Option<String>,
+    d: Disposition,
     secrets: &[&str],
 ) -> NewLog {
+    let Disposition {
+        state,
+        status,
+        error,
+    } = d;
     NewLog {
         company_id: route.map(|r| r.company),
         channel_account_id: route.map(|r| r.account_id),
@@ -210,9 +220,11 @@ async fn reject(
         provider,
         route,
         truncated(received.body, secrets),
-        "rejected",
-        status,
-        Some(why),
+        Disposition {
+            state: "rejected",
+            status,
+            error: Some(why),
+        },
         secrets,
     );
     // The rejection is logged best-effort: its answer does not depend on the log.
@@ -297,7 +309,15 @@ pub async fn meta(
     let digest = match signature::parse_meta_header(received.signature) {
         Ok(d) => d,
         Err(r) => {
-            return reject(committer, &received, "meta", None, Outcome::Rejected(r), &global).await;
+            return reject(
+                committer,
+                &received,
+                "meta",
+                None,
+                Outcome::Rejected(r),
+                &global,
+            )
+            .await;
         }
     };
     let global_ok = app_secret
@@ -372,9 +392,11 @@ pub async fn meta(
             "meta",
             Some(route),
             body,
-            "pending",
-            200,
-            None,
+            Disposition {
+                state: "pending",
+                status: 200,
+                error: None,
+            },
             &secrets,
         ));
     }
@@ -388,9 +410,14 @@ pub async fn meta(
             "meta",
             None,
             truncated(received.body, &secrets),
-            "ignored",
-            200,
-            Some(format!("no channel account for entry id {}", unrouted.join(", "))),
+            Disposition {
+                state: "ignored",
+                status: 200,
+                error: Some(format!(
+                    "no channel account for entry id {}",
+                    unrouted.join(", ")
+                )),
+            },
             &secrets,
         ));
     }
@@ -411,7 +438,15 @@ pub async fn waha(
     let route = match directory.by_id(account).await {
         Some(r) if r.kind == ChannelKind::Waha => r,
         _ => {
-            return reject(committer, &received, "waha", None, Outcome::UnknownAccount, &[]).await;
+            return reject(
+                committer,
+                &received,
+                "waha",
+                None,
+                Outcome::UnknownAccount,
+                &[],
+            )
+            .await;
         }
     };
     let secrets = route.secrets();
@@ -420,7 +455,9 @@ pub async fn waha(
             signature::waha_check(key.expose().as_bytes(), received.body, received.signature)
                 .and_then(|()| match (api_key, received.api_key) {
                     // A key that is sent must be right, even where the HMAC is what counts.
-                    (Some(k), Some(given)) if !signature::same_secret(k.expose().as_bytes(), given) => {
+                    (Some(k), Some(given))
+                        if !signature::same_secret(k.expose().as_bytes(), given) =>
+                    {
                         Err(Rejection::Invalid)
                     }
                     _ => Ok(()),
@@ -436,7 +473,15 @@ pub async fn waha(
         (None, None) => Err(Rejection::Invalid),
     };
     if let Err(r) = verdict {
-        return reject(committer, &received, "waha", None, Outcome::Rejected(r), &secrets).await;
+        return reject(
+            committer,
+            &received,
+            "waha",
+            None,
+            Outcome::Rejected(r),
+            &secrets,
+        )
+        .await;
     }
     #[derive(Deserialize)]
     struct WahaEnvelope {
@@ -445,16 +490,26 @@ pub async fn waha(
     }
     if let Err(e) = serde_json::from_slice::<WahaEnvelope>(received.body) {
         let outcome = Outcome::Malformed(format!("body is not a WAHA webhook: {e}"));
-        return reject(committer, &received, "waha", Some(&route), outcome, &secrets).await;
+        return reject(
+            committer,
+            &received,
+            "waha",
+            Some(&route),
+            outcome,
+            &secrets,
+        )
+        .await;
     }
     let row = log_row(
         &received,
         "waha",
         Some(&route),
         redact::body(received.body, &secrets),
-        "pending",
-        200,
-        None,
+        Disposition {
+            state: "pending",
+            status: 200,
+            error: None,
+        },
         &secrets,
     );
     if committer.commit(vec![row]).await {

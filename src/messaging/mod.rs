@@ -16,11 +16,11 @@ pub mod directory;
 pub mod event;
 pub mod ingest;
 pub mod meta;
+pub mod outbox;
+pub mod process;
 pub mod redact;
 pub mod signature;
 pub mod waha;
-pub mod outbox;
-pub mod process;
 
 use std::sync::Arc;
 

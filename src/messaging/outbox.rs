@@ -138,16 +138,35 @@ async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
     let attempts = item.attempts + 1;
     let mut conn = state.db.conn().await?;
     let account = store::channels::get(&mut conn.ex(), company, item.channel_account_id).await?;
-    let creds = store::channels::credentials(&mut conn.ex(), &state.keyring, company, item.channel_account_id)
-        .await?;
+    let creds = store::channels::credentials(
+        &mut conn.ex(),
+        &state.keyring,
+        company,
+        item.channel_account_id,
+    )
+    .await?;
     drop(conn);
     let outgoing: Result<Outgoing, _> = serde_json::from_str(&item.payload);
     let (Some(account), Ok(outgoing)) = (account, outgoing) else {
-        return finish(state, item, Verdict::Fail("the channel account or the queued payload is gone".into())).await;
+        return finish(
+            state,
+            item,
+            Verdict::Fail("the channel account or the queued payload is gone".into()),
+        )
+        .await;
     };
     let creds = credentials(creds.as_ref().map(|c| c.expose()));
     let Some(request) = request_for(&account, &outgoing) else {
-        return finish(state, item, Verdict::Fail(format!("cannot send {} on a {} channel", kind_name(&outgoing), account.kind))).await;
+        return finish(
+            state,
+            item,
+            Verdict::Fail(format!(
+                "cannot send {} on a {} channel",
+                kind_name(&outgoing),
+                account.kind
+            )),
+        )
+        .await;
     };
     let (result, exchange) = state.messaging.clients.send(&request, &creds).await;
     let log = NewLog {
@@ -178,7 +197,12 @@ async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
             match e {
                 SendError::AuthExpired(_) => Verdict::Reconnect(reason),
                 SendError::RateLimited { retry_after, .. } if attempts < max_attempts(state) => {
-                    Verdict::Retry(retry_after.unwrap_or_else(|| backoff(attempts)).min(Duration::from_secs(3600)), reason)
+                    Verdict::Retry(
+                        retry_after
+                            .unwrap_or_else(|| backoff(attempts))
+                            .min(Duration::from_secs(3600)),
+                        reason,
+                    )
                 }
                 SendError::Transient(_) if attempts < max_attempts(state) => {
                     Verdict::Retry(backoff(attempts), reason)
@@ -207,8 +231,12 @@ fn kind_name(o: &Outgoing) -> &'static str {
 fn describe(e: &SendError) -> String {
     let p = e.provider_error();
     let what = match e {
-        SendError::AuthExpired(_) => "the channel's access token was refused; reconnect the channel",
-        SendError::WindowClosed(_) => "outside the messaging window; a WhatsApp reply needs a template",
+        SendError::AuthExpired(_) => {
+            "the channel's access token was refused; reconnect the channel"
+        }
+        SendError::WindowClosed(_) => {
+            "outside the messaging window; a WhatsApp reply needs a template"
+        }
         SendError::RateLimited { .. } => "rate limited",
         SendError::Transient(_) => "temporary provider error",
         SendError::Permanent(_) => "refused by the provider",
@@ -218,7 +246,9 @@ fn describe(e: &SendError) -> String {
 
 /// Exponential backoff with ±25 % jitter, so rows that failed together do not retry together.
 pub fn backoff(attempt: i32) -> Duration {
-    let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(16);
+    let exp = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
     let base = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_MAX);
     let mut r = [0u8; 2];
     let _ = getrandom::fill(&mut r);
@@ -246,9 +276,18 @@ async fn finish(state: &AppState, item: &Item, verdict: Verdict) -> store::Resul
                     // message, so the echo row gives way.
                     dedupe_echo(&mut tx.ex(), company, item.channel_account_id, m, ext).await?;
                 }
-                outbox::message_result(&mut tx.ex(), company, m, "sent", external_id.as_deref(), None).await?;
+                outbox::message_result(
+                    &mut tx.ex(),
+                    company,
+                    m,
+                    "sent",
+                    external_id.as_deref(),
+                    None,
+                )
+                .await?;
                 if let Some(ext) = external_id {
-                    msgs::apply_receipts(&mut tx.ex(), company, item.channel_account_id, ext).await?;
+                    msgs::apply_receipts(&mut tx.ex(), company, item.channel_account_id, ext)
+                        .await?;
                 }
             }
         }
@@ -289,7 +328,8 @@ async fn finish(state: &AppState, item: &Item, verdict: Verdict) -> store::Resul
         );
     }
     if channel_changed
-        && let Some(a) = store::channels::get(&mut conn.ex(), company, item.channel_account_id).await?
+        && let Some(a) =
+            store::channels::get(&mut conn.ex(), company, item.channel_account_id).await?
     {
         state.agents.broadcast(
             company,
@@ -347,48 +387,73 @@ fn request_for(account: &store::channels::ChannelAccount, outgoing: &Outgoing) -
     let kind = ChannelKind::parse(&account.kind)?;
     let ext = account.external_id.clone().unwrap_or_default();
     Some(match (kind, outgoing.clone()) {
-        (ChannelKind::Messenger, Outgoing::Text { to, text, human_agent }) => Request::MessengerText {
+        (
+            ChannelKind::Messenger,
+            Outgoing::Text {
+                to,
+                text,
+                human_agent,
+            },
+        ) => Request::MessengerText {
             page_id: ext,
             recipient: to,
             text,
             human_agent_tag: human_agent,
         },
-        (ChannelKind::Instagram, Outgoing::Text { to, text, human_agent }) => Request::InstagramText {
+        (
+            ChannelKind::Instagram,
+            Outgoing::Text {
+                to,
+                text,
+                human_agent,
+            },
+        ) => Request::InstagramText {
             account_id: ext,
             recipient: to,
             text,
             human_agent_tag: human_agent,
         },
-        (ChannelKind::Messenger | ChannelKind::Instagram, Outgoing::PrivateReply { comment_id, text }) => {
-            Request::PrivateReply {
+        (
+            ChannelKind::Messenger | ChannelKind::Instagram,
+            Outgoing::PrivateReply { comment_id, text },
+        ) => Request::PrivateReply {
+            account_id: ext,
+            comment_id,
+            text,
+        },
+        (ChannelKind::Messenger | ChannelKind::Instagram, Outgoing::MarkRead { to, .. }) => {
+            Request::MarkSeen {
                 account_id: ext,
-                comment_id,
-                text,
+                recipient: to,
             }
         }
-        (ChannelKind::Messenger | ChannelKind::Instagram, Outgoing::MarkRead { to, .. }) => Request::MarkSeen {
-            account_id: ext,
-            recipient: to,
-        },
         (ChannelKind::WhatsappCloud, Outgoing::Text { to, text, .. }) => Request::WhatsappText {
             phone_number_id: ext,
             to,
             text,
             reply_to: None,
         },
-        (ChannelKind::WhatsappCloud, Outgoing::Template { to, name, language, components }) => {
-            Request::WhatsappTemplate {
-                phone_number_id: ext,
+        (
+            ChannelKind::WhatsappCloud,
+            Outgoing::Template {
                 to,
                 name,
                 language,
                 components,
+            },
+        ) => Request::WhatsappTemplate {
+            phone_number_id: ext,
+            to,
+            name,
+            language,
+            components,
+        },
+        (ChannelKind::WhatsappCloud, Outgoing::MarkRead { message_id, .. }) => {
+            Request::WhatsappRead {
+                phone_number_id: ext,
+                message_id,
             }
         }
-        (ChannelKind::WhatsappCloud, Outgoing::MarkRead { message_id, .. }) => Request::WhatsappRead {
-            phone_number_id: ext,
-            message_id,
-        },
         (ChannelKind::Waha, Outgoing::Text { to, text, .. }) => Request::WahaText {
             base_url: setting(account, "base_url")?.to_owned(),
             session: setting(account, "session").map_or(ext, str::to_owned),
@@ -455,20 +520,30 @@ pub struct ReplyWindow {
 
 impl ReplyWindow {
     /// The window for a conversation on a channel of `kind` (`human_agent`: the tag is enabled).
-    pub fn compute(kind: Option<ChannelKind>, human_agent: bool, last_inbound: Option<i64>, now: i64) -> Option<Self> {
+    pub fn compute(
+        kind: Option<ChannelKind>,
+        human_agent: bool,
+        last_inbound: Option<i64>,
+        now: i64,
+    ) -> Option<Self> {
         let kind = kind?;
         if kind == ChannelKind::SipTrunk || kind == ChannelKind::Openai {
             return None;
         }
         // WAHA is a WhatsApp client: no platform window applies.
         if kind == ChannelKind::Waha {
-            return Some(Self { open: true, expires_at: None, human_agent_until: None });
+            return Some(Self {
+                open: true,
+                expires_at: None,
+                human_agent_until: None,
+            });
         }
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let expires = last_inbound.map(|t| t + ms(WINDOW));
-        let tagged = (human_agent && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram))
-            .then(|| last_inbound.map(|t| t + ms(HUMAN_AGENT_WINDOW)))
-            .flatten();
+        let tagged = (human_agent
+            && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram))
+        .then(|| last_inbound.map(|t| t + ms(HUMAN_AGENT_WINDOW)))
+        .flatten();
         Some(Self {
             open: expires.is_some_and(|e| now < e) || tagged.is_some_and(|e| now < e),
             expires_at: expires.map(crate::domain::Timestamp),
@@ -479,7 +554,12 @@ impl ReplyWindow {
 
 /// Whether the channel account has Messenger's HUMAN_AGENT tag enabled (`settings.human_agent_tag`).
 pub fn human_agent_enabled(account: &store::channels::ChannelAccount) -> bool {
-    account.settings.0.get("human_agent_tag").and_then(|v| v.as_bool()).unwrap_or(false)
+    account
+        .settings
+        .0
+        .get("human_agent_tag")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
 }
 
 /// Queues an agent's reply in `conversation`: the `queued` message and its outbox row, in the
@@ -491,10 +571,20 @@ pub async fn queue_reply(
     user: UserId,
     reply: &Reply,
 ) -> Result<i64, ReplyError> {
-    let account_id = conversation.channel_account_id.ok_or(ReplyError::NoChannel)?;
-    let account = store::channels::get(ex, company, account_id).await?.ok_or(ReplyError::NoChannel)?;
+    let account_id = conversation
+        .channel_account_id
+        .ok_or(ReplyError::NoChannel)?;
+    let account = store::channels::get(ex, company, account_id)
+        .await?
+        .ok_or(ReplyError::NoChannel)?;
     let kind = ChannelKind::parse(&account.kind).ok_or(ReplyError::NoChannel)?;
-    if !matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram | ChannelKind::WhatsappCloud | ChannelKind::Waha) {
+    if !matches!(
+        kind,
+        ChannelKind::Messenger
+            | ChannelKind::Instagram
+            | ChannelKind::WhatsappCloud
+            | ChannelKind::Waha
+    ) {
         return Err(ReplyError::NoChannel);
     }
     if account.status == "needs_reconnection" {
@@ -503,29 +593,55 @@ pub async fn queue_reply(
     let now = now_ms();
     let latest_in = latest_inbound(ex, company, conversation.id).await?;
     let (outgoing, body) = match reply {
-        Reply::Template { name, language, components } => {
+        Reply::Template {
+            name,
+            language,
+            components,
+        } => {
             if kind != ChannelKind::WhatsappCloud {
                 return Err(ReplyError::TemplateUnsupported);
             }
             let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
             (
-                Outgoing::Template { to, name: name.clone(), language: language.clone(), components: components.clone() },
+                Outgoing::Template {
+                    to,
+                    name: name.clone(),
+                    language: language.clone(),
+                    components: components.clone(),
+                },
                 format!("[template {name} ({language})]"),
             )
         }
         Reply::Text(text) => {
             // A customer known only from a comment is answered with a private reply to it.
             let out = match &latest_in {
-                Some(m) if m.kind == "comment" && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram) => {
-                    Outgoing::PrivateReply { comment_id: m.external_id.clone().unwrap_or_default(), text: text.clone() }
+                Some(m)
+                    if m.kind == "comment"
+                        && matches!(kind, ChannelKind::Messenger | ChannelKind::Instagram) =>
+                {
+                    Outgoing::PrivateReply {
+                        comment_id: m.external_id.clone().unwrap_or_default(),
+                        text: text.clone(),
+                    }
                 }
                 _ => {
-                    let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
-                    let window = ReplyWindow::compute(Some(kind), human_agent_enabled(&account), conversation.last_inbound_at.map(|t| t.0), now);
+                    let to =
+                        recipient(ex, company, conversation.customer_id, account_id, kind).await?;
+                    let window = ReplyWindow::compute(
+                        Some(kind),
+                        human_agent_enabled(&account),
+                        conversation.last_inbound_at.map(|t| t.0),
+                        now,
+                    );
                     let human_agent = window.is_some_and(|w| {
-                        w.expires_at.is_some_and(|e| now >= e.0) && w.human_agent_until.is_some_and(|h| now < h.0)
+                        w.expires_at.is_some_and(|e| now >= e.0)
+                            && w.human_agent_until.is_some_and(|h| now < h.0)
                     });
-                    Outgoing::Text { to, text: text.clone(), human_agent }
+                    Outgoing::Text {
+                        to,
+                        text: text.clone(),
+                        human_agent,
+                    }
                 }
             };
             (out, text.clone())
@@ -552,8 +668,15 @@ pub async fn queue_reply(
     )
     .await?
     .ok_or_else(|| store::StoreError::Conflict("message".into()))?;
-    outbox::enqueue(ex, company, account_id, Some(message), "send", &serde_json::to_value(&outgoing).unwrap_or_default())
-        .await?;
+    outbox::enqueue(
+        ex,
+        company,
+        account_id,
+        Some(message),
+        "send",
+        &serde_json::to_value(&outgoing).unwrap_or_default(),
+    )
+    .await?;
     Ok(message)
 }
 
@@ -564,8 +687,12 @@ pub async fn queue_mark_read(
     company: CompanyId,
     conversation: &store::conversations::Conversation,
 ) -> Result<bool, ReplyError> {
-    let account_id = conversation.channel_account_id.ok_or(ReplyError::NoChannel)?;
-    let account = store::channels::get(ex, company, account_id).await?.ok_or(ReplyError::NoChannel)?;
+    let account_id = conversation
+        .channel_account_id
+        .ok_or(ReplyError::NoChannel)?;
+    let account = store::channels::get(ex, company, account_id)
+        .await?
+        .ok_or(ReplyError::NoChannel)?;
     let kind = ChannelKind::parse(&account.kind).ok_or(ReplyError::NoChannel)?;
     let Some(latest) = latest_inbound(ex, company, conversation.id).await? else {
         return Ok(false);
@@ -574,12 +701,23 @@ pub async fn queue_mark_read(
         return Ok(false);
     };
     let to = recipient(ex, company, conversation.customer_id, account_id, kind).await?;
-    outbox::enqueue(ex, company, account_id, None, "mark_read", &serde_json::to_value(Outgoing::MarkRead { to, message_id }).unwrap_or_default())
-        .await?;
+    outbox::enqueue(
+        ex,
+        company,
+        account_id,
+        None,
+        "mark_read",
+        &serde_json::to_value(Outgoing::MarkRead { to, message_id }).unwrap_or_default(),
+    )
+    .await?;
     Ok(true)
 }
 
-async fn latest_inbound(ex: &mut Ex<'_>, company: CompanyId, conversation: i64) -> store::Result<Option<msgs::Message>> {
+async fn latest_inbound(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    conversation: i64,
+) -> store::Result<Option<msgs::Message>> {
     Ok(msgs::list(ex, company, conversation, None, 50)
         .await?
         .into_iter()

@@ -88,8 +88,13 @@ pub async fn run_once(state: &AppState) -> store::Result<usize> {
 pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Report> {
     let (Some(company), Some(account_id)) = (row.company_id, row.channel_account_id) else {
         let mut conn = state.db.conn().await?;
-        integration_logs::finish(&mut conn.ex(), row.id, "ignored", Some("no channel account"))
-            .await?;
+        integration_logs::finish(
+            &mut conn.ex(),
+            row.id,
+            "ignored",
+            Some("no channel account"),
+        )
+        .await?;
         return Ok(Report {
             state: "ignored",
             ..Report::default()
@@ -99,13 +104,16 @@ pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Repor
     let parsed = match row.provider.as_str() {
         "meta" => super::meta::parse(body),
         "waha" => super::waha::parse(body),
-        other => Err(super::event::ParseError(format!("unknown provider {other}"))),
+        other => Err(super::event::ParseError(format!(
+            "unknown provider {other}"
+        ))),
     };
     let events = match parsed {
         Ok(e) => e,
         Err(e) => {
             let mut conn = state.db.conn().await?;
-            integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string())).await?;
+            integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string()))
+                .await?;
             return Ok(Report {
                 state: "failed",
                 ..Report::default()
@@ -119,10 +127,12 @@ pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Repor
         }
         Err(e) => {
             let mut conn = state.db.conn().await?;
-            let attempts = integration_logs::failed_attempt(&mut conn.ex(), row.id, &e.to_string()).await?;
+            let attempts =
+                integration_logs::failed_attempt(&mut conn.ex(), row.id, &e.to_string()).await?;
             tracing::warn!(row = row.id, attempts, error = %e, "webhook event not applied");
             if attempts >= MAX_ATTEMPTS {
-                integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string())).await?;
+                integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string()))
+                    .await?;
             }
             Err(e)
         }
@@ -144,7 +154,9 @@ async fn apply_all(
     };
     let mut changes = Vec::new();
     match account.as_ref().and_then(|a| ChannelKind::parse(&a.kind)) {
-        None => report.skipped.push("the channel account was deleted".into()),
+        None => report
+            .skipped
+            .push("the channel account was deleted".into()),
         Some(kind) => {
             let mut ctx = Ctx {
                 company,
@@ -158,7 +170,10 @@ async fn apply_all(
             }
         }
     }
-    report.state = if report.added + report.changed == 0 && !report.skipped.is_empty() && report.skipped.len() >= report.events {
+    report.state = if report.added + report.changed == 0
+        && !report.skipped.is_empty()
+        && report.skipped.len() >= report.events
+    {
         "ignored"
     } else {
         "processed"
@@ -186,12 +201,30 @@ impl Ctx<'_> {
                 self.changed(msgs::remove(ex, company, account, external_id).await?);
             }
             EventKind::Status(s) => {
-                let error = s.error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
-                msgs::add_receipt(ex, company, account, &s.message_id, s.status.as_str(), error.as_deref(), s.at_ms)
-                    .await?;
+                let error = s
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.code, e.message));
+                msgs::add_receipt(
+                    ex,
+                    company,
+                    account,
+                    &s.message_id,
+                    s.status.as_str(),
+                    error.as_deref(),
+                    s.at_ms,
+                )
+                .await?;
                 self.changed(
-                    msgs::advance(ex, company, account, &s.message_id, s.status.as_str(), error.as_deref())
-                        .await?,
+                    msgs::advance(
+                        ex,
+                        company,
+                        account,
+                        &s.message_id,
+                        s.status.as_str(),
+                        error.as_deref(),
+                    )
+                    .await?,
                 );
             }
             EventKind::Watermark {
@@ -201,14 +234,38 @@ impl Ctx<'_> {
                 mids,
             } => {
                 for mid in mids {
-                    msgs::add_receipt(ex, company, account, mid, status.as_str(), None, *watermark_ms).await?;
-                    self.changed(msgs::advance(ex, company, account, mid, status.as_str(), None).await?);
+                    msgs::add_receipt(
+                        ex,
+                        company,
+                        account,
+                        mid,
+                        status.as_str(),
+                        None,
+                        *watermark_ms,
+                    )
+                    .await?;
+                    self.changed(
+                        msgs::advance(ex, company, account, mid, status.as_str(), None).await?,
+                    );
                 }
                 let kind = self.contact_kind();
-                if let Some(customer) =
-                    msgs::customer_by_identities(ex, company, &[(kind.as_str(), Some(account), contact)]).await?
+                if let Some(customer) = msgs::customer_by_identities(
+                    ex,
+                    company,
+                    &[(kind.as_str(), Some(account), contact)],
+                )
+                .await?
                 {
-                    for id in msgs::advance_until(ex, company, account, customer, status.as_str(), *watermark_ms).await? {
+                    for id in msgs::advance_until(
+                        ex,
+                        company,
+                        account,
+                        customer,
+                        status.as_str(),
+                        *watermark_ms,
+                    )
+                    .await?
+                    {
                         self.changed(Some(id));
                     }
                 }
@@ -216,12 +273,17 @@ impl Ctx<'_> {
             EventKind::Reaction {
                 message_id, emoji, ..
             } => {
-                self.changed(msgs::react(ex, company, account, message_id, emoji.as_deref()).await?);
+                self.changed(
+                    msgs::react(ex, company, account, message_id, emoji.as_deref()).await?,
+                );
             }
             EventKind::SessionStatus { status } => {
                 let (to, reason) = match status.as_str() {
                     "WORKING" => ("connected", None),
-                    "SCAN_QR_CODE" => ("needs_reconnection", Some("the WAHA session waits for its QR code to be scanned")),
+                    "SCAN_QR_CODE" => (
+                        "needs_reconnection",
+                        Some("the WAHA session waits for its QR code to be scanned"),
+                    ),
                     "STARTING" => return Ok(()),
                     _ => ("disconnected", Some("the WAHA session stopped or failed")),
                 };
@@ -259,7 +321,8 @@ impl Ctx<'_> {
     async fn message(&mut self, ex: &mut Ex<'_>, m: &InboundMessage) -> store::Result<()> {
         let (company, account) = (self.company, self.account);
         if m.edited
-            && let Some(id) = msgs::edit(ex, company, account, &m.external_id, m.text.as_deref()).await?
+            && let Some(id) =
+                msgs::edit(ex, company, account, &m.external_id, m.text.as_deref()).await?
         {
             self.changed(Some(id));
             return Ok(());
@@ -296,7 +359,10 @@ impl Ctx<'_> {
                 }
                 self.changes.push(Change::Message(id));
             }
-            None => self.report.skipped.push(format!("duplicate message {}", m.external_id)),
+            None => self
+                .report
+                .skipped
+                .push(format!("duplicate message {}", m.external_id)),
         }
         Ok(())
     }
@@ -307,7 +373,8 @@ impl Ctx<'_> {
     async fn customer(&mut self, ex: &mut Ex<'_>, c: &Contact) -> store::Result<i64> {
         let (company, account) = (self.company, self.account);
         let primary = c.kind.unwrap_or_else(|| self.contact_kind());
-        let mut keys: Vec<(&str, Option<i64>, &str)> = vec![(primary.as_str(), Some(account), c.external_id.as_str())];
+        let mut keys: Vec<(&str, Option<i64>, &str)> =
+            vec![(primary.as_str(), Some(account), c.external_id.as_str())];
         for (kind, id) in &c.aliases {
             keys.push((kind.as_str(), Some(account), id.as_str()));
         }
@@ -334,7 +401,11 @@ impl Ctx<'_> {
         };
         let mut owner = customer;
         for (i, (kind, acc, id)) in keys.iter().enumerate() {
-            let p = if i == 0 { profile.clone() } else { ChannelProfile::default() };
+            let p = if i == 0 {
+                profile.clone()
+            } else {
+                ChannelProfile::default()
+            };
             let linked = msgs::link_identity(ex, company, customer, kind, *acc, id, &p).await?;
             if i == 0 {
                 owner = linked;

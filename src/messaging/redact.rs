@@ -94,7 +94,14 @@ pub fn body(raw: &[u8], secrets: &[&str]) -> String {
 /// received without a parse and a re-serialisation.
 fn might_hold_secret_key(raw: &[u8]) -> bool {
     const NEEDLES: &[&[u8]] = &[
-        b"oken", b"ecret", b"assword", b"pi_key", b"pikey", b"uthorization", b"hmac", b"signed_",
+        b"oken",
+        b"ecret",
+        b"assword",
+        b"pi_key",
+        b"pikey",
+        b"uthorization",
+        b"hmac",
+        b"signed_",
     ];
     NEEDLES
         .iter()
@@ -175,11 +182,18 @@ mod tests {
             "signed_request=[redacted]&x=1"
         );
         assert_eq!(
-            url("https://graph.example/v23.0/me?fields=id&access_token=EAAB", &[]),
+            url(
+                "https://graph.example/v23.0/me?fields=id&access_token=EAAB",
+                &[]
+            ),
             "https://graph.example/v23.0/me?fields=id&access_token=[redacted]"
         );
         let h = headers(
-            [("Authorization", "Bearer EAAB"), ("X-Api-Key", "k"), ("Content-Type", "application/json")],
+            [
+                ("Authorization", "Bearer EAAB"),
+                ("X-Api-Key", "k"),
+                ("Content-Type", "application/json"),
+            ],
             &[],
         );
         assert_eq!(h["authorization"], REDACTED);

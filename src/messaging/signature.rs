@@ -76,7 +76,10 @@ mod tests {
     fn meta_test_vector() {
         // HMAC-SHA256(key="secret", msg="test"), from the contracts file.
         let expected = "0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914";
-        assert_eq!(meta_header(b"secret", b"test"), format!("sha256={expected}"));
+        assert_eq!(
+            meta_header(b"secret", b"test"),
+            format!("sha256={expected}")
+        );
         let digest = parse_meta_header(Some(format!("sha256={expected}").as_bytes())).unwrap();
         assert!(meta_matches(b"secret", b"test", &digest));
         assert!(!meta_matches(b"secret", b"test ", &digest));
@@ -86,9 +89,18 @@ mod tests {
     #[test]
     fn malformed_meta_headers() {
         assert_eq!(parse_meta_header(None), Err(Rejection::Missing));
-        assert_eq!(parse_meta_header(Some(b"sha1=abc")), Err(Rejection::Missing));
-        assert_eq!(parse_meta_header(Some(b"sha256=zz")), Err(Rejection::Invalid));
-        assert_eq!(parse_meta_header(Some(&[0xff, 0xfe])), Err(Rejection::Missing));
+        assert_eq!(
+            parse_meta_header(Some(b"sha1=abc")),
+            Err(Rejection::Missing)
+        );
+        assert_eq!(
+            parse_meta_header(Some(b"sha256=zz")),
+            Err(Rejection::Invalid)
+        );
+        assert_eq!(
+            parse_meta_header(Some(&[0xff, 0xfe])),
+            Err(Rejection::Missing)
+        );
     }
 
     #[test]
@@ -96,9 +108,15 @@ mod tests {
         let h = waha_header(b"k", b"{}");
         assert_eq!(h.len(), 128);
         assert_eq!(waha_check(b"k", b"{}", Some(h.as_bytes())), Ok(()));
-        assert_eq!(waha_check(b"k", b"{ }", Some(h.as_bytes())), Err(Rejection::Invalid));
+        assert_eq!(
+            waha_check(b"k", b"{ }", Some(h.as_bytes())),
+            Err(Rejection::Invalid)
+        );
         assert_eq!(waha_check(b"k", b"{}", None), Err(Rejection::Missing));
-        assert_eq!(waha_check(b"k", b"{}", Some(b"nothex")), Err(Rejection::Invalid));
+        assert_eq!(
+            waha_check(b"k", b"{}", Some(b"nothex")),
+            Err(Rejection::Invalid)
+        );
     }
 
     #[test]

@@ -156,8 +156,7 @@ pub struct Inbound {
     pub state: String,
 }
 
-const INBOUND: &str =
-    "SELECT id, company_id, channel_account_id, provider, request_body, attempts, state \
+const INBOUND: &str = "SELECT id, company_id, channel_account_id, provider, request_body, attempts, state \
      FROM integration_logs";
 
 /// Inbound rows waiting to be processed, oldest first, with ids above `after`.

@@ -73,25 +73,46 @@ pub async fn link_identity(
     profile: &ChannelProfile<'_>,
 ) -> Result<i64> {
     let now = now_ms();
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "INSERT INTO customer_identities (company_id, customer_id, kind, channel_account_id, external_id, \
            display_name, avatar_url, locale, username, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING",
-        company, customer, kind, account, external_id, profile.name, profile.avatar_url,
-        profile.locale, profile.username, now)?;
+        company,
+        customer,
+        kind,
+        account,
+        external_id,
+        profile.name,
+        profile.avatar_url,
+        profile.locale,
+        profile.username,
+        now
+    )?;
     if profile.name.is_some()
         || profile.avatar_url.is_some()
         || profile.locale.is_some()
         || profile.username.is_some()
     {
-        q!(ex, exec,
+        q!(
+            ex,
+            exec,
             "UPDATE customer_identities SET display_name = COALESCE($5, display_name), \
                avatar_url = COALESCE($6, avatar_url), locale = COALESCE($7, locale), \
                username = COALESCE($8, username), updated_at = $9 \
              WHERE company_id = $1 AND kind = $2 AND COALESCE(channel_account_id, 0) = COALESCE(CAST($3 AS BIGINT), 0) \
                AND external_id = $4",
-            company, kind, account, external_id, profile.name, profile.avatar_url, profile.locale,
-            profile.username, now)?;
+            company,
+            kind,
+            account,
+            external_id,
+            profile.name,
+            profile.avatar_url,
+            profile.locale,
+            profile.username,
+            now
+        )?;
     }
     Ok(
         super::customers::find_identity(ex, company, kind, account, external_id)
@@ -112,14 +133,22 @@ pub async fn refresh_customer(
     if name.is_none() && profile.avatar_url.is_none() && profile.locale.is_none() {
         return Ok(());
     }
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE customers SET \
            display_name = CASE WHEN CAST($3 AS TEXT) IS NOT NULL AND (display_name IS NULL OR display_name IN \
                (SELECT external_id FROM customer_identities WHERE company_id = $1 AND customer_id = $2)) \
              THEN $3 ELSE display_name END, \
            avatar_url = COALESCE($4, avatar_url), locale = COALESCE($5, locale), updated_at = $6 \
          WHERE company_id = $1 AND id = $2",
-        company, customer, name, profile.avatar_url, profile.locale, now_ms())?;
+        company,
+        customer,
+        name,
+        profile.avatar_url,
+        profile.locale,
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -144,15 +173,22 @@ pub async fn conversation_for(
     match found {
         Some(c) => {
             if inbound && c.status == "resolved" {
-                q!(ex, exec,
+                q!(
+                    ex,
+                    exec,
                     "UPDATE conversations SET status = 'open', updated_at = $3 WHERE company_id = $1 AND id = $2",
-                    company, c.id, now_ms())?;
+                    company,
+                    c.id,
+                    now_ms()
+                )?;
             }
             Ok(c.id)
         }
-        None => Ok(super::conversations::create(ex, company, customer, Some(account), None, None)
-            .await?
-            .id),
+        None => Ok(
+            super::conversations::create(ex, company, customer, Some(account), None, None)
+                .await?
+                .id,
+        ),
     }
 }
 
@@ -203,14 +239,24 @@ pub async fn insert(
         m.sender_user_id, m.body, m.attachments.as_deref(), m.reply_to, m.thread.as_deref(),
         m.status, m.external_id, m.at)?;
     if id.is_some() {
-        q!(ex, exec,
+        q!(
+            ex,
+            exec,
             "UPDATE conversations SET last_activity_at = $3 WHERE company_id = $1 AND id = $2 AND last_activity_at < $3",
-            company, m.conversation_id, m.at)?;
+            company,
+            m.conversation_id,
+            m.at
+        )?;
         if m.direction == "in" {
-            q!(ex, exec,
+            q!(
+                ex,
+                exec,
                 "UPDATE conversations SET last_inbound_at = $3 WHERE company_id = $1 AND id = $2 \
                    AND (last_inbound_at IS NULL OR last_inbound_at < $3)",
-                company, m.conversation_id, m.at)?;
+                company,
+                m.conversation_id,
+                m.at
+            )?;
         }
     }
     Ok(id)
@@ -375,10 +421,18 @@ pub async fn add_receipt(
     error: Option<&str>,
     at: i64,
 ) -> Result<bool> {
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "INSERT INTO message_receipts (company_id, channel_account_id, external_id, status, error, at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        company, account, external_id, status, error, at)?;
+        company,
+        account,
+        external_id,
+        status,
+        error,
+        at
+    )?;
     Ok(n > 0)
 }
 
@@ -397,8 +451,10 @@ pub async fn advance(
          WHERE company_id = $1 AND channel_account_id = $2 AND external_id = $3 AND direction = 'out' \
            AND {RANK} < $7 RETURNING id"
     );
-    Ok(q!(ex, scalar_opt i64, sqlx::AssertSqlSafe(sql), company, account, external_id, status,
-        error, now_ms(), rank(status))?)
+    Ok(
+        q!(ex, scalar_opt i64, sqlx::AssertSqlSafe(sql), company, account, external_id, status,
+        error, now_ms(), rank(status))?,
+    )
 }
 
 /// Applies every receipt already stored for `external_id` (they can arrive before the send's
@@ -420,7 +476,16 @@ pub async fn apply_receipts(
         company, account, external_id)?;
     let mut changed = None;
     for r in receipts {
-        if let Some(id) = advance(ex, company, account, external_id, &r.status, r.error.as_deref()).await? {
+        if let Some(id) = advance(
+            ex,
+            company,
+            account,
+            external_id,
+            &r.status,
+            r.error.as_deref(),
+        )
+        .await?
+        {
             changed = Some(id);
         }
     }
@@ -442,6 +507,8 @@ pub async fn advance_until(
          WHERE company_id = $1 AND channel_account_id = $2 AND customer_id = $3 AND direction = 'out' \
            AND external_id IS NOT NULL AND created_at <= $5 AND {RANK} < $7 RETURNING id"
     );
-    Ok(q!(ex, scalars i64, sqlx::AssertSqlSafe(sql), company, account, customer, status, watermark,
-        now_ms(), rank(status))?)
+    Ok(
+        q!(ex, scalars i64, sqlx::AssertSqlSafe(sql), company, account, customer, status, watermark,
+        now_ms(), rank(status))?,
+    )
 }

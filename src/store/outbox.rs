@@ -52,34 +52,55 @@ pub async fn due(ex: &mut Ex<'_>, now: i64, limit: i64) -> Result<Vec<Item>> {
 
 /// Claims `item` until `lease_until`; false if another worker claimed it first.
 pub async fn claim(ex: &mut Ex<'_>, item: &Item, lease_until: i64) -> Result<bool> {
-    let n = q!(ex, exec,
+    let n = q!(
+        ex,
+        exec,
         "UPDATE outbox SET next_attempt_at = $3, attempts = attempts + 1, updated_at = $4 \
          WHERE id = $1 AND state = 'pending' AND next_attempt_at = $2",
-        item.id, item.next_attempt_at, lease_until, now_ms())?;
+        item.id,
+        item.next_attempt_at,
+        lease_until,
+        now_ms()
+    )?;
     Ok(n == 1)
 }
 
 /// Marks a row sent.
 pub async fn done(ex: &mut Ex<'_>, id: i64) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE outbox SET state = 'done', last_error = NULL, updated_at = $2 WHERE id = $1",
-        id, now_ms())?;
+        id,
+        now_ms()
+    )?;
     Ok(())
 }
 
 /// Schedules another attempt at `at` after a transient failure.
 pub async fn retry(ex: &mut Ex<'_>, id: i64, at: i64, error: &str) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE outbox SET next_attempt_at = $2, last_error = $3, updated_at = $4 WHERE id = $1",
-        id, at, error, now_ms())?;
+        id,
+        at,
+        error,
+        now_ms()
+    )?;
     Ok(())
 }
 
 /// Gives a row up.
 pub async fn fail(ex: &mut Ex<'_>, id: i64, error: &str) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE outbox SET state = 'failed', last_error = $2, updated_at = $3 WHERE id = $1",
-        id, error, now_ms())?;
+        id,
+        error,
+        now_ms()
+    )?;
     Ok(())
 }
 
@@ -98,9 +119,17 @@ pub async fn message_result(
     external_id: Option<&str>,
     error: Option<&str>,
 ) -> Result<()> {
-    q!(ex, exec,
+    q!(
+        ex,
+        exec,
         "UPDATE messages SET status = $3, external_id = COALESCE($4, external_id), error = $5, updated_at = $6 \
          WHERE company_id = $1 AND id = $2",
-        company, message, status, external_id, error, now_ms())?;
+        company,
+        message,
+        status,
+        external_id,
+        error,
+        now_ms()
+    )?;
     Ok(())
 }

@@ -31,7 +31,10 @@ pub struct Bridge {
 }
 
 pub fn fixture(path: &str) -> Vec<u8> {
-    let file = format!("{}/tests/fixtures/messaging/{path}", env!("CARGO_MANIFEST_DIR"));
+    let file = format!(
+        "{}/tests/fixtures/messaging/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
@@ -50,23 +53,38 @@ impl Bridge {
         .await?;
         let t = seed_tenant(s.store(), "chat").await;
         let waha_base = provider.unwrap_or_else(|| "http://127.0.0.1:9".into());
-        let mut b = Self { s, t, messenger: 0, instagram: 0, whatsapp: 0, waha: 0 };
+        let mut b = Self {
+            s,
+            t,
+            messenger: 0,
+            instagram: 0,
+            whatsapp: 0,
+            waha: 0,
+        };
         b.messenger = b
-            .channel(json!({"kind": "messenger", "name": "Page", "external_id": PAGE_ID,
-                "credentials": {"access_token": PAGE_TOKEN}}))
+            .channel(
+                json!({"kind": "messenger", "name": "Page", "external_id": PAGE_ID,
+                "credentials": {"access_token": PAGE_TOKEN}}),
+            )
             .await;
         b.instagram = b
-            .channel(json!({"kind": "instagram", "name": "IG", "external_id": IG_ID,
-                "credentials": {"access_token": PAGE_TOKEN}}))
+            .channel(
+                json!({"kind": "instagram", "name": "IG", "external_id": IG_ID,
+                "credentials": {"access_token": PAGE_TOKEN}}),
+            )
             .await;
         b.whatsapp = b
-            .channel(json!({"kind": "whatsapp_cloud", "name": "WA", "external_id": PHONE_NUMBER_ID,
-                "settings": {"waba_id": WABA_ID}, "credentials": {"access_token": WA_TOKEN}}))
+            .channel(
+                json!({"kind": "whatsapp_cloud", "name": "WA", "external_id": PHONE_NUMBER_ID,
+                "settings": {"waba_id": WABA_ID}, "credentials": {"access_token": WA_TOKEN}}),
+            )
             .await;
         b.waha = b
-            .channel(json!({"kind": "waha", "name": "WAHA", "external_id": "default",
+            .channel(
+                json!({"kind": "waha", "name": "WAHA", "external_id": "default",
                 "settings": {"base_url": waha_base, "session": "default"},
-                "credentials": {"api_key": WAHA_API_KEY, "hmac_key": WAHA_HMAC_KEY}}))
+                "credentials": {"api_key": WAHA_API_KEY, "hmac_key": WAHA_HMAC_KEY}}),
+            )
             .await;
         Some(b)
     }
@@ -74,7 +92,11 @@ impl Bridge {
     pub async fn channel(&self, body: Value) -> i64 {
         let r = self
             .s
-            .req(Method::POST, "/api/v1/channel-accounts", &self.t.admin_token)
+            .req(
+                Method::POST,
+                "/api/v1/channel-accounts",
+                &self.t.admin_token,
+            )
             .json(&body)
             .send()
             .await
@@ -94,7 +116,8 @@ impl Bridge {
 
     /// Posts `body` to `/webhooks/meta` signed with the app secret.
     pub async fn meta(&self, body: &[u8]) -> StatusCode {
-        self.meta_signed(body, &meta_header(APP_SECRET.as_bytes(), body)).await
+        self.meta_signed(body, &meta_header(APP_SECRET.as_bytes(), body))
+            .await
     }
 
     pub async fn meta_signed(&self, body: &[u8], signature: &str) -> StatusCode {
@@ -116,7 +139,10 @@ impl Bridge {
             .http
             .post(self.s.url(&format!("/webhooks/waha/{}", self.waha)))
             .header("content-type", "application/json")
-            .header("x-webhook-hmac", waha_header(WAHA_HMAC_KEY.as_bytes(), body))
+            .header(
+                "x-webhook-hmac",
+                waha_header(WAHA_HMAC_KEY.as_bytes(), body),
+            )
             .header("x-webhook-hmac-algorithm", "sha512")
             .body(body.to_vec())
             .send()
@@ -127,12 +153,16 @@ impl Bridge {
 
     /// Applies every stored event now (the processor's single step).
     pub async fn settle(&self) {
-        masterz::messaging::process::run_once(self.state()).await.unwrap();
+        masterz::messaging::process::run_once(self.state())
+            .await
+            .unwrap();
     }
 
     /// Sends what the outbox has due now.
     pub async fn send_due(&self) -> usize {
-        masterz::messaging::outbox::step(self.state()).await.unwrap()
+        masterz::messaging::outbox::step(self.state())
+            .await
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Value {
@@ -149,15 +179,23 @@ impl Bridge {
     /// The customer with the identity `(kind, account, external id)`.
     pub async fn customer(&self, kind: &str, account: Option<i64>, external: &str) -> Option<i64> {
         let mut conn = self.s.store().conn().await.unwrap();
-        masterz::store::customers::find_identity(&mut conn.ex(), self.company(), kind, account, external)
-            .await
-            .unwrap()
-            .map(|i| i.customer_id)
+        masterz::store::customers::find_identity(
+            &mut conn.ex(),
+            self.company(),
+            kind,
+            account,
+            external,
+        )
+        .await
+        .unwrap()
+        .map(|i| i.customer_id)
     }
 
     /// The customer's timeline items, newest first.
     pub async fn timeline(&self, customer: i64) -> Vec<Value> {
-        let v = self.get(&format!("/api/v1/customers/{customer}/timeline?limit=200")).await;
+        let v = self
+            .get(&format!("/api/v1/customers/{customer}/timeline?limit=200"))
+            .await;
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
@@ -177,7 +215,11 @@ impl Bridge {
         out
     }
 
-    pub async fn message_by_external(&self, account: i64, external: &str) -> Option<masterz::store::messages::Message> {
+    pub async fn message_by_external(
+        &self,
+        account: i64,
+        external: &str,
+    ) -> Option<masterz::store::messages::Message> {
         let mut conn = self.s.store().conn().await.unwrap();
         masterz::store::messages::by_external(&mut conn.ex(), self.company(), account, external)
             .await
@@ -188,27 +230,33 @@ impl Bridge {
     pub async fn log_states(&self) -> Vec<(String, Option<i32>, Option<String>)> {
         let mut conn = self.s.store().conn().await.unwrap();
         match conn.ex() {
-            masterz::store::Ex::Sqlite(c) => sqlx::query_as(
-                "SELECT state, status, error FROM integration_logs ORDER BY id",
-            )
-            .fetch_all(&mut *c)
-            .await
-            .unwrap(),
-            masterz::store::Ex::Postgres(c) => sqlx::query_as(
-                "SELECT state, status, error FROM integration_logs ORDER BY id",
-            )
-            .fetch_all(&mut *c)
-            .await
-            .unwrap(),
+            masterz::store::Ex::Sqlite(c) => {
+                sqlx::query_as("SELECT state, status, error FROM integration_logs ORDER BY id")
+                    .fetch_all(&mut *c)
+                    .await
+                    .unwrap()
+            }
+            masterz::store::Ex::Postgres(c) => {
+                sqlx::query_as("SELECT state, status, error FROM integration_logs ORDER BY id")
+                    .fetch_all(&mut *c)
+                    .await
+                    .unwrap()
+            }
         }
     }
 
     /// Stores an outbound message with a provider id, as if sent earlier (for receipts).
     pub async fn sent_message(&self, account: i64, customer: i64, external: &str) -> i64 {
         let mut tx = self.s.store().begin().await.unwrap();
-        let conv = masterz::store::messages::conversation_for(&mut tx.ex(), self.company(), customer, account, false)
-            .await
-            .unwrap();
+        let conv = masterz::store::messages::conversation_for(
+            &mut tx.ex(),
+            self.company(),
+            customer,
+            account,
+            false,
+        )
+        .await
+        .unwrap();
         let id = masterz::store::messages::insert(
             &mut tx.ex(),
             self.company(),
@@ -238,15 +286,19 @@ impl Bridge {
 
 async fn sqlx_ids(conn: &mut masterz::store::Conn, company: CompanyId) -> Vec<i64> {
     match conn.ex() {
-        masterz::store::Ex::Sqlite(c) => sqlx::query_scalar("SELECT id FROM messages WHERE company_id = $1 ORDER BY id")
-            .bind(company)
-            .fetch_all(&mut *c)
-            .await
-            .unwrap(),
-        masterz::store::Ex::Postgres(c) => sqlx::query_scalar("SELECT id FROM messages WHERE company_id = $1 ORDER BY id")
-            .bind(company)
-            .fetch_all(&mut *c)
-            .await
-            .unwrap(),
+        masterz::store::Ex::Sqlite(c) => {
+            sqlx::query_scalar("SELECT id FROM messages WHERE company_id = $1 ORDER BY id")
+                .bind(company)
+                .fetch_all(&mut *c)
+                .await
+                .unwrap()
+        }
+        masterz::store::Ex::Postgres(c) => {
+            sqlx::query_scalar("SELECT id FROM messages WHERE company_id = $1 ORDER BY id")
+                .bind(company)
+                .fetch_all(&mut *c)
+                .await
+                .unwrap()
+        }
     }
 }

@@ -108,10 +108,7 @@ async fn list_accounts(
     let accounts =
         store::channels::list(&mut conn.ex(), auth.company(), q.kind.map(|k| k.as_str())).await?;
     Ok(Json(
-        accounts
-            .into_iter()
-            .map(|a| with_url(&state, a))
-            .collect(),
+        accounts.into_iter().map(|a| with_url(&state, a)).collect(),
     ))
 }
 

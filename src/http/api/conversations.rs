@@ -12,10 +12,10 @@ use utoipa_axum::routes;
 
 use super::{Page, PageParams, optional_text};
 use crate::domain::{ChannelKind, CompanyId, ConversationStatus, UserId};
-use crate::messaging::outbox::{ReplyWindow, human_agent_enabled};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
 use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
+use crate::messaging::outbox::{ReplyWindow, human_agent_enabled};
 use crate::store::{
     self, Ex,
     conversations::{Conversation, Filter},
@@ -36,6 +36,24 @@ pub(super) struct ConversationView {
     /// (24 hours after the customer's last message; Messenger/Instagram with the HUMAN_AGENT tag
     /// enabled: 7 days). `null` for conversations without a messaging channel.
     reply_window: Option<ReplyWindow>,
+    /// The channel it runs on, with its connection status (`needs_reconnection` when replies
+    /// cannot be sent until an admin updates its credentials).
+    channel: Option<ChannelSummary>,
+}
+
+/// A conversation's channel, as agents see it (no settings, no credentials).
+#[derive(serde::Serialize, ToSchema)]
+pub(super) struct ChannelSummary {
+    /// Channel account id.
+    id: i64,
+    /// Kind.
+    kind: String,
+    /// Label.
+    name: String,
+    /// `connected`, `needs_reconnection` or `disconnected`.
+    status: String,
+    /// Why it is not connected.
+    status_reason: Option<String>,
 }
 
 /// Adds the reply windows, reading each channel account once.
@@ -60,9 +78,17 @@ async fn views(
                     now,
                 )
             });
+            let channel = account.map(|a| ChannelSummary {
+                id: a.id,
+                kind: a.kind.clone(),
+                name: a.name.clone(),
+                status: a.status.clone(),
+                status_reason: a.status_reason.clone(),
+            });
             ConversationView {
                 conversation,
                 reply_window,
+                channel,
             }
         })
         .collect())
@@ -218,7 +244,10 @@ async fn get_conversation(
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     let mut views = views(&mut conn.ex(), auth.company(), vec![conv]).await?;
-    views.pop().map(Json).ok_or_else(|| ApiError::internal("conversation view"))
+    views
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::internal("conversation view"))
 }
 
 /// Changes status, assignee or subject.

@@ -70,10 +70,20 @@ async fn list_messages(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<Message>>, ApiError> {
     let mut conn = state.db.conn().await?;
-    if store::conversations::get(&mut conn.ex(), auth.company(), id).await?.is_none() {
+    if store::conversations::get(&mut conn.ex(), auth.company(), id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found("conversation"));
     }
-    let items = store::messages::list(&mut conn.ex(), auth.company(), id, page.before_id()?, page.fetch()).await?;
+    let items = store::messages::list(
+        &mut conn.ex(),
+        auth.company(),
+        id,
+        page.before_id()?,
+        page.fetch(),
+    )
+    .await?;
     Ok(Json(Page::by_id(items, page.limit(), |m| m.id)))
 }
 
@@ -95,7 +105,10 @@ async fn send_message(
                 return Err(ApiError::invalid("text", "must not be empty"));
             }
             if text.chars().count() > MAX_TEXT {
-                return Err(ApiError::invalid("text", format!("must be at most {MAX_TEXT} characters")));
+                return Err(ApiError::invalid(
+                    "text",
+                    format!("must be at most {MAX_TEXT} characters"),
+                ));
             }
             Reply::Text(text)
         }
@@ -105,7 +118,11 @@ async fn send_message(
             if t.components.as_ref().is_some_and(|c| !c.is_array()) {
                 return Err(ApiError::invalid("template.components", "must be an array"));
             }
-            Reply::Template { name, language, components: t.components }
+            Reply::Template {
+                name,
+                language,
+                components: t.components,
+            }
         }
         _ => return Err(ApiError::invalid("text", "give either text or template")),
     };
@@ -114,9 +131,15 @@ async fn send_message(
     let conversation = store::conversations::get(&mut tx.ex(), company, id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let message = outbox::queue_reply(&mut tx.ex(), company, &conversation, auth.principal.user_id, &reply)
-        .await
-        .map_err(reply_error)?;
+    let message = outbox::queue_reply(
+        &mut tx.ex(),
+        company,
+        &conversation,
+        auth.principal.user_id,
+        &reply,
+    )
+    .await
+    .map_err(reply_error)?;
     let view = store::messages::get(&mut tx.ex(), company, message)
         .await?
         .ok_or_else(|| ApiError::internal("queued message vanished"))?;
@@ -188,13 +211,22 @@ async fn list_logs(
     auth: Authz<perm::AuditRead>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<Page<LogEntry>>, ApiError> {
-    let page = PageParams { limit: q.limit, cursor: q.cursor };
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     let direction = q.direction.map(|d| match d {
         LogDirection::In => "in",
         LogDirection::Out => "out",
     });
     let mut conn = state.db.conn().await?;
-    let items = store::integration_logs::list(&mut conn.ex(), auth.company(), direction, page.before_id()?, page.fetch())
-        .await?;
+    let items = store::integration_logs::list(
+        &mut conn.ex(),
+        auth.company(),
+        direction,
+        page.before_id()?,
+        page.fetch(),
+    )
+    .await?;
     Ok(Json(Page::by_id(items, page.limit(), |l| l.id)))
 }

@@ -18,13 +18,13 @@ mod channels;
 mod company;
 mod conversations;
 mod customers;
+mod messages;
 mod prompts;
 mod recordings;
 mod roles;
 mod telephony;
 pub(crate) mod tokens;
 mod users;
-mod messages;
 pub(crate) use tokens::TOKEN_PREFIX;
 
 /// The `/api/v1` routes with their documentation.

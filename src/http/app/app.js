@@ -141,6 +141,8 @@ async function boot() {
     // The call's row (and recording) lands in the timeline as it ends.
     if (call.customer_id) setTimeout(() => inbox.refreshCustomer(call.customer_id), 1500);
   });
+  phone.on("message", (message) => inbox.onMessage(message));
+  phone.on("channel", (account) => inbox.onChannel(account));
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   onUnauthorized(() => {

@@ -1,5 +1,6 @@
 // The middle and right columns: the conversation list with its filters, the selected customer's
-// card and timeline (newest at the bottom, older pages on demand), and the note box.
+// card and timeline (newest at the bottom, older pages on demand), and the reply box: a reply to
+// the customer on the conversation's channel (Messenger, Instagram, WhatsApp, WAHA), or a note.
 
 import { api, query, getCustomer, getUsers, customerLabel } from "./api.js";
 import { $, el, fill, announce, errorText, timeElement } from "./ui.js";
@@ -40,14 +41,15 @@ export function init({ onDial }) {
   $("timeline-older").addEventListener("click", () => loadTimeline({ older: true }));
   $("reply-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    addNote();
+    submitReply();
   });
   $("reply-text").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      addNote();
+      submitReply();
     }
   });
+  $("reply-as-note").addEventListener("change", () => showReplyMode());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && me) loadConversations({ quiet: true });
   });
@@ -183,7 +185,9 @@ export function openCustomer(customerId, { conversationId = null } = {}) {
     }
   }
   const token = ++viewToken;
-  view = { customerId, conversationId, cursor: null, token };
+  view = { customerId, conversationId, cursor: null, token, conversation: null };
+  showReplyMode();
+  if (conversationId !== null) loadConversationDetails(view);
   fill($("customer-card"), el("p", { class: "muted", text: "Loading the customer…" }));
   fill($("timeline"));
   $("reply-text").disabled = false;
@@ -214,6 +218,111 @@ function showEmptyCustomer() {
   $("reply-text").value = "";
   $("reply-text").disabled = true;
   $("reply-send").disabled = true;
+  $("reply-channel").hidden = true;
+  $("reply-note-wrap").hidden = true;
+}
+
+const CHANNEL_NAMES = { messenger: "Messenger", instagram: "Instagram", whatsapp_cloud: "WhatsApp", waha: "WhatsApp (WAHA)" };
+
+/** The conversation's channel and reply window; marks the customer's messages read there. */
+async function loadConversationDetails(current) {
+  try {
+    const conversation = await api.get(`/conversations/${encodeURIComponent(current.conversationId)}`);
+    if (current.token !== viewToken) return;
+    current.conversation = conversation;
+    showReplyMode();
+    if (conversation.channel && conversation.channel.status === "connected") {
+      api.post(`/conversations/${encodeURIComponent(current.conversationId)}/read`, {}).catch(() => {});
+    }
+  } catch (e) {
+    // Without the details the box stays a note box.
+  }
+}
+
+/** Whether the box sends to the customer (a messaging channel and not ticked as a note). */
+function replying() {
+  return Boolean(view && view.conversation && view.conversation.channel) && !$("reply-as-note").checked;
+}
+
+/** Label, hint, button and the channel line for what the box will do. */
+function showReplyMode() {
+  const channel = view && view.conversation ? view.conversation.channel : null;
+  const line = $("reply-channel");
+  $("reply-note-wrap").hidden = !channel;
+  if (!channel) {
+    line.hidden = true;
+  } else {
+    const name = CHANNEL_NAMES[channel.kind] || channel.kind;
+    let text = `${name} · ${channel.name}`;
+    const w = view.conversation.reply_window;
+    if (channel.status !== "connected") {
+      text += ` — ${channel.status === "needs_reconnection" ? "needs reconnection" : "disconnected"}: ${channel.status_reason || "an admin must update the channel"}`;
+    } else if (w && w.expires_at && !w.open) {
+      text += " — the reply window is closed (24 hours after the customer's last message)";
+    } else if (w && w.expires_at) {
+      text += ` — reply window open until ${new Date(w.expires_at).toLocaleString()}`;
+    }
+    line.textContent = text;
+    line.classList.toggle("warning", channel.status !== "connected" || Boolean(w && w.expires_at && !w.open));
+    line.hidden = false;
+  }
+  const reply = replying();
+  $("reply-label").textContent = reply ? "Reply to the customer" : "Add note";
+  $("reply-send").textContent = reply ? "Send" : "Add note";
+  $("reply-hint").textContent = reply
+    ? "Sent on the customer's channel; its status (sent, delivered, read, failed) shows in the timeline. Ctrl+Enter sends."
+    : "Internal note, visible to your team only. Ctrl+Enter adds it.";
+}
+
+/** A message was added or changed: refresh the timeline it belongs to and the list. */
+let messageRefresh = null;
+export function onMessage(message) {
+  if (!me || !message) return;
+  clearTimeout(messageRefresh);
+  messageRefresh = setTimeout(() => {
+    if (view && Number(view.customerId) === Number(message.customer_id)) loadTimeline();
+    loadConversations({ quiet: true });
+  }, 150);
+}
+
+/** A channel's status changed (e.g. it needs reconnection). */
+export function onChannel(account) {
+  if (!view || !view.conversation || !view.conversation.channel || !account) return;
+  if (Number(view.conversation.channel.id) !== Number(account.id)) return;
+  view.conversation.channel.status = account.status;
+  view.conversation.channel.status_reason = account.status_reason;
+  showReplyMode();
+}
+
+function submitReply() {
+  if (replying()) sendReply();
+  else addNote();
+}
+
+async function sendReply() {
+  const current = view;
+  const text = $("reply-text");
+  const send = $("reply-send");
+  const error = $("reply-error");
+  const body = text.value.trim();
+  error.textContent = "";
+  if (!body) {
+    error.textContent = "Write the reply first.";
+    text.focus();
+    return;
+  }
+  send.disabled = true;
+  try {
+    await api.post(`/conversations/${encodeURIComponent(current.conversationId)}/messages`, { text: body });
+    text.value = "";
+    announce("Reply queued");
+    await loadTimeline();
+  } catch (e) {
+    error.textContent = `Reply not sent: ${errorText(e)}`;
+  } finally {
+    send.disabled = !view;
+    text.focus();
+  }
 }
 
 /** The newest page of the timeline, or with `older` the page before the oldest shown. */

@@ -303,6 +303,13 @@ function onFrame(text) {
       case "error":
         onError(frame);
         break;
+      case "message":
+        // A message was added or changed (a reply's status, a customer's new message).
+        emit("message", frame.message);
+        break;
+      case "channel":
+        emit("channel", frame.account);
+        break;
       default:
         console.debug("masterz: unknown frame type ignored:", frame.type);
     }

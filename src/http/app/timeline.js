@@ -123,11 +123,28 @@ export function timelineItem(item, { users = null, me = null, compact = false } 
   });
   if (item.direction === "in" || item.direction === "out") li.classList.add(`dir-${item.direction}`);
   if (kind === "message") {
-    const who = item.direction === "out" ? personName(item.user_id, users, me) || "agent" : "customer";
+    const who = item.direction === "out" ? personName(item.user_id, users, me) || "the business" : "customer";
+    const comment = item.message_kind === "comment";
+    const attachments = Array.isArray(item.attachments) ? item.attachments : [];
+    const files = attachments.length === 0 ? null : el("ul", { class: "attachments" },
+      ...attachments.map((a) => {
+        const label = `${a && a.type ? a.type : "file"}${a && a.filename ? ": " + a.filename : ""}`;
+        // Only http(s) links: a provider's URL is data, never script.
+        const url = a && typeof a.url === "string" && /^https?:\/\//.test(a.url) ? a.url : null;
+        return el("li", {}, url
+          ? el("a", { text: label, attrs: { href: url, target: "_blank", rel: "noopener noreferrer" } })
+          : el("span", { text: label }));
+      }));
+    const failed = item.status === "failed" && item.error ? el("p", { class: "form-error", text: `Not delivered: ${item.error}` }) : null;
+    if (comment) li.classList.add("is-comment");
     li.append(
-      el("div", { class: "bubble" }, el("p", { class: "body", text: item.body ?? "(no text)" })),
+      el("div", { class: "bubble" },
+        comment ? el("p", { class: "note-label", text: "Public comment" }) : null,
+        el("p", { class: "body", text: item.body ?? (attachments.length ? "" : "(no text)") }),
+        files),
       el("p", { class: "meta" }, `${item.direction === "out" ? "Sent by " + who : "From the customer"} · `,
-        timeElement(item.at), item.status ? ` · ${item.status}` : ""),
+        timeElement(item.at), item.status && item.direction === "out" ? ` · ${item.status}` : ""),
+      failed,
     );
   } else if (kind === "call") {
     const incoming = item.direction !== "out";
