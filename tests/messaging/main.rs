@@ -5,7 +5,10 @@
 mod common;
 
 mod clients;
+mod crash;
 mod fake_provider;
 mod harness;
 mod inbound;
 mod outbound;
+mod realtime;
+mod secrets;
