@@ -68,6 +68,13 @@ pub enum Outgoing {
         /// Components with parameters.
         components: Option<serde_json::Value>,
     },
+    /// Look up a Messenger/Instagram customer's name, picture and locale (P6).
+    Profile {
+        /// PSID or IGSID.
+        id: String,
+        /// An Instagram account (other fields).
+        instagram: bool,
+    },
     /// Mark the customer's messages read.
     MarkRead {
         /// The customer's id on the channel.
@@ -156,6 +163,22 @@ async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
         .await;
     };
     let creds = credentials(creds.as_ref().map(|c| c.expose()));
+    if let Outgoing::Profile { id, instagram } = &outgoing {
+        let (result, exchange) = state
+            .messaging
+            .clients
+            .fetch_profile(id, *instagram, &creds)
+            .await;
+        log_exchange(state, item, exchange).await?;
+        let verdict = match result {
+            Ok(profile) => {
+                save_profile(state, item, id, *instagram, &profile).await?;
+                Verdict::Sent(None)
+            }
+            Err(e) => verdict_for(state, e, attempts),
+        };
+        return finish(state, item, verdict).await;
+    }
     let Some(request) = request_for(&account, &outgoing) else {
         return finish(
             state,
@@ -169,8 +192,21 @@ async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
         .await;
     };
     let (result, exchange) = state.messaging.clients.send(&request, &creds).await;
+    log_exchange(state, item, exchange).await?;
+    let verdict = match result {
+        Ok(sent) => Verdict::Sent(sent.message_id),
+        Err(e) => verdict_for(state, e, attempts),
+    };
+    finish(state, item, verdict).await
+}
+
+async fn log_exchange(
+    state: &AppState,
+    item: &Item,
+    exchange: super::clients::Exchange,
+) -> store::Result<()> {
     let log = NewLog {
-        company_id: Some(company),
+        company_id: Some(item.company_id),
         channel_account_id: Some(item.channel_account_id),
         direction: "out",
         provider: exchange.provider,
@@ -186,32 +222,68 @@ async fn send_one(state: &AppState, item: &Item) -> store::Result<()> {
         message_id: item.message_id,
         created_at: now_ms(),
     };
-    {
-        let mut conn = state.db.conn().await?;
-        integration_logs::insert(&mut conn.ex(), &log).await?;
-    }
-    let verdict = match result {
-        Ok(sent) => Verdict::Sent(sent.message_id),
-        Err(e) => {
-            let reason = describe(&e);
-            match e {
-                SendError::AuthExpired(_) => Verdict::Reconnect(reason),
-                SendError::RateLimited { retry_after, .. } if attempts < max_attempts(state) => {
-                    Verdict::Retry(
-                        retry_after
-                            .unwrap_or_else(|| backoff(attempts))
-                            .min(Duration::from_secs(3600)),
-                        reason,
-                    )
-                }
-                SendError::Transient(_) if attempts < max_attempts(state) => {
-                    Verdict::Retry(backoff(attempts), reason)
-                }
-                _ => Verdict::Fail(reason),
-            }
+    let mut conn = state.db.conn().await?;
+    integration_logs::insert(&mut conn.ex(), &log).await?;
+    Ok(())
+}
+
+fn verdict_for(state: &AppState, e: SendError, attempts: i32) -> Verdict {
+    let reason = describe(&e);
+    match e {
+        SendError::AuthExpired(_) => Verdict::Reconnect(reason),
+        SendError::RateLimited { retry_after, .. } if attempts < max_attempts(state) => {
+            Verdict::Retry(
+                retry_after
+                    .unwrap_or_else(|| backoff(attempts))
+                    .min(Duration::from_secs(3600)),
+                reason,
+            )
         }
+        SendError::Transient(_) if attempts < max_attempts(state) => {
+            Verdict::Retry(backoff(attempts), reason)
+        }
+        _ => Verdict::Fail(reason),
+    }
+}
+
+/// Stores what the Graph API says about a customer on the identity and the customer (P6).
+async fn save_profile(
+    state: &AppState,
+    item: &Item,
+    id: &str,
+    instagram: bool,
+    p: &super::clients::Profile,
+) -> store::Result<()> {
+    let kind = if instagram {
+        IdentityKind::Igsid
+    } else {
+        IdentityKind::Psid
     };
-    finish(state, item, verdict).await
+    let profile = msgs::ChannelProfile {
+        name: p.name.as_deref(),
+        username: p.username.as_deref(),
+        avatar_url: p.avatar_url.as_deref(),
+        locale: p.locale.as_deref(),
+    };
+    let (company, account) = (item.company_id, Some(item.channel_account_id));
+    let mut tx = state.db.begin().await?;
+    let found =
+        store::customers::find_identity(&mut tx.ex(), company, kind.as_str(), account, id).await?;
+    if let Some(identity) = found {
+        let customer = identity.customer_id;
+        msgs::link_identity(
+            &mut tx.ex(),
+            company,
+            customer,
+            kind.as_str(),
+            account,
+            id,
+            &profile,
+        )
+        .await?;
+        msgs::refresh_customer(&mut tx.ex(), company, customer, &profile).await?;
+    }
+    tx.commit().await
 }
 
 fn max_attempts(state: &AppState) -> i32 {
@@ -224,6 +296,7 @@ fn kind_name(o: &Outgoing) -> &'static str {
         Outgoing::PrivateReply { .. } => "a private reply",
         Outgoing::Template { .. } => "a template",
         Outgoing::MarkRead { .. } => "a read receipt",
+        Outgoing::Profile { .. } => "a profile look-up",
     }
 }
 

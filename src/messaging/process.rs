@@ -153,6 +153,7 @@ async fn apply_all(
         ..Report::default()
     };
     let mut changes = Vec::new();
+    let mut queued_profiles = 0;
     match account.as_ref().and_then(|a| ChannelKind::parse(&a.kind)) {
         None => report
             .skipped
@@ -164,10 +165,12 @@ async fn apply_all(
                 kind,
                 report: &mut report,
                 changes: &mut changes,
+                profiles: 0,
             };
             for event in events {
                 ctx.apply(&mut tx.ex(), event).await?;
             }
+            queued_profiles = ctx.profiles;
         }
     }
     report.state = if report.added + report.changed == 0
@@ -181,6 +184,9 @@ async fn apply_all(
     let note = (!report.skipped.is_empty()).then(|| report.skipped.join("; "));
     integration_logs::finish(&mut tx.ex(), row, report.state, note.as_deref()).await?;
     tx.commit().await?;
+    if queued_profiles > 0 {
+        state.messaging.outbound.notify_one();
+    }
     Ok((report, changes))
 }
 
@@ -190,6 +196,8 @@ struct Ctx<'a> {
     kind: ChannelKind,
     report: &'a mut Report,
     changes: &'a mut Vec<Change>,
+    /// Profile look-ups queued.
+    profiles: usize,
 }
 
 impl Ctx<'_> {
@@ -327,7 +335,8 @@ impl Ctx<'_> {
             self.changed(Some(id));
             return Ok(());
         }
-        let customer = self.customer(ex, &m.contact).await?;
+        let direct = m.kind != super::event::MessageKind::Comment && m.direction == Direction::In;
+        let customer = self.customer(ex, &m.contact, direct).await?;
         let inbound = m.direction == Direction::In;
         let conversation = msgs::conversation_for(ex, company, customer, account, inbound).await?;
         let attachments = (!m.attachments.is_empty())
@@ -370,7 +379,7 @@ impl Ctx<'_> {
     /// The customer behind a contact: found by any of its identities on this account, or by its
     /// phone number (which is how a caller and a WhatsApp contact meet), else created; every
     /// identity is then linked and the profile refreshed.
-    async fn customer(&mut self, ex: &mut Ex<'_>, c: &Contact) -> store::Result<i64> {
+    async fn customer(&mut self, ex: &mut Ex<'_>, c: &Contact, direct: bool) -> store::Result<i64> {
         let (company, account) = (self.company, self.account);
         let primary = c.kind.unwrap_or_else(|| self.contact_kind());
         let mut keys: Vec<(&str, Option<i64>, &str)> =
@@ -406,9 +415,25 @@ impl Ctx<'_> {
             } else {
                 ChannelProfile::default()
             };
-            let linked = msgs::link_identity(ex, company, customer, kind, *acc, id, &p).await?;
+            let (linked, new) =
+                msgs::link_identity(ex, company, customer, kind, *acc, id, &p).await?;
             if i == 0 {
                 owner = linked;
+                // Messenger and Instagram webhooks carry no name: ask the Graph API once, when
+                // a person first writes (P6). Comment authors are not PSIDs and are not asked.
+                if new
+                    && direct
+                    && c.name.is_none()
+                    && matches!(primary, IdentityKind::Psid | IdentityKind::Igsid)
+                {
+                    let fetch = super::outbox::Outgoing::Profile {
+                        id: c.external_id.clone(),
+                        instagram: primary == IdentityKind::Igsid,
+                    };
+                    let payload = serde_json::to_value(fetch).unwrap_or_default();
+                    store::outbox::enqueue(ex, company, account, None, "profile", &payload).await?;
+                    self.profiles += 1;
+                }
             }
         }
         msgs::refresh_customer(ex, company, owner, &profile).await?;

@@ -62,7 +62,8 @@ pub async fn new_customer(ex: &mut Ex<'_>, company: CompanyId, name: Option<&str
 
 /// Links an identity to `customer` if it is new (a concurrent insert of the same identity is not
 /// an error), and refreshes its profile with what the channel sent (P6). Returns the customer
-/// that owns the identity, which is another one if it was already known elsewhere.
+/// that owns the identity, which is another one if it was already known elsewhere, and whether
+/// the identity is new.
 pub async fn link_identity(
     ex: &mut Ex<'_>,
     company: CompanyId,
@@ -71,9 +72,9 @@ pub async fn link_identity(
     account: Option<i64>,
     external_id: &str,
     profile: &ChannelProfile<'_>,
-) -> Result<i64> {
+) -> Result<(i64, bool)> {
     let now = now_ms();
-    q!(
+    let inserted = q!(
         ex,
         exec,
         "INSERT INTO customer_identities (company_id, customer_id, kind, channel_account_id, external_id, \
@@ -89,7 +90,7 @@ pub async fn link_identity(
         profile.locale,
         profile.username,
         now
-    )?;
+    )? > 0;
     if profile.name.is_some()
         || profile.avatar_url.is_some()
         || profile.locale.is_some()
@@ -114,11 +115,10 @@ pub async fn link_identity(
             now
         )?;
     }
-    Ok(
-        super::customers::find_identity(ex, company, kind, account, external_id)
-            .await?
-            .map_or(customer, |i| i.customer_id),
-    )
+    let owner = super::customers::find_identity(ex, company, kind, account, external_id)
+        .await?
+        .map_or(customer, |i| i.customer_id);
+    Ok((owner, inserted))
 }
 
 /// Refreshes a customer's profile from a channel: the name replaces one that is empty or was

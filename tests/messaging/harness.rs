@@ -45,9 +45,8 @@ impl Bridge {
         let s = TestServer::start_with(backend, |c| {
             c.meta_app_secret = Some(masterz::secrets::Secret::new(APP_SECRET.into()));
             c.meta_verify_token = Some(masterz::secrets::Secret::new(VERIFY_TOKEN.into()));
-            if let Some(g) = graph {
-                c.meta_graph_url = g;
-            }
+            // Never the real Graph API: without a fake, a closed local port.
+            c.meta_graph_url = graph.unwrap_or_else(|| "http://127.0.0.1:9".into());
             c.outbox_max_attempts = 4;
         })
         .await?;

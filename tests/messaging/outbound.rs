@@ -66,6 +66,14 @@ async fn wait_message(
     }
 }
 
+/// The sends the fake received (profile look-ups are GETs).
+fn posts(fake: &FakeProvider) -> Vec<crate::fake_provider::Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect()
+}
+
 async fn out_logs(b: &Bridge) -> Vec<Value> {
     let v = b.get("/api/v1/integration-logs?direction=out").await;
     v["items"].as_array().cloned().unwrap_or_default()
@@ -88,7 +96,8 @@ async fn messenger_reply_then_rate_limit_then_expired_token(backend: Backend) {
     let id = queued["id"].as_i64().unwrap();
     let sent = wait_message(&b, conv, id, |m| m["status"] == "sent").await;
     assert!(sent["external_id"].as_str().unwrap().starts_with("m_"));
-    let req = &fake.requests()[0];
+    let sends = posts(&fake);
+    let req = &sends[0];
     assert!(
         req.path.ends_with(&format!("/{PAGE_ID}/messages")),
         "{}",
@@ -101,12 +110,37 @@ async fn messenger_reply_then_rate_limit_then_expired_token(backend: Backend) {
     assert_eq!(req.body["recipient"]["id"], "7254398172639451");
     assert_eq!(req.body["message"]["text"], "Danke, wir melden uns!");
     let logs = out_logs(&b).await;
-    assert_eq!(logs.len(), 1);
-    assert_eq!(logs[0]["status"], 200);
+    assert_eq!(logs.iter().filter(|l| l["method"] == "POST").count(), 1);
+    assert!(logs.iter().all(|l| l["status"] == 200), "{logs:#?}");
     assert!(
-        !logs[0].to_string().contains(PAGE_TOKEN),
+        !format!("{logs:?}").contains(PAGE_TOKEN),
         "token redacted in the log"
     );
+    // The new Messenger contact's profile was looked up once (P6), the token in the header only.
+    let gets: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:#?}");
+    assert!(gets[0].path.ends_with("/7254398172639451"));
+    assert!(
+        gets[0]
+            .query
+            .as_deref()
+            .is_some_and(|q| !q.contains("access_token"))
+    );
+    assert_eq!(
+        gets[0].header("authorization"),
+        Some(format!("Bearer {PAGE_TOKEN}").as_str())
+    );
+    let customer = b
+        .customer("psid", Some(b.messenger), "7254398172639451")
+        .await
+        .unwrap();
+    let profile = b.get(&format!("/api/v1/customers/{customer}")).await;
+    assert_eq!(profile["display_name"], "Fake User");
+    assert_eq!(profile["locale"], "en_US");
 
     // 429 with Retry-After, then success: one message, two calls, both logged.
     fake.push_with_headers(
@@ -124,7 +158,7 @@ async fn messenger_reply_then_rate_limit_then_expired_token(backend: Backend) {
         "still queued while it waits out Retry-After"
     );
     wait_message(&b, conv, id, |m| m["status"] == "sent").await;
-    assert_eq!(fake.requests().len(), 3);
+    assert_eq!(posts(&fake).len(), 3);
     let logs = out_logs(&b).await;
     assert_eq!(logs.iter().filter(|l| l["status"] == 429).count(), 1);
 
@@ -357,5 +391,5 @@ async fn bad_replies_and_other_companies() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(fake.requests().is_empty(), "nothing was sent");
+    assert!(posts(&fake).is_empty(), "nothing was sent");
 }
