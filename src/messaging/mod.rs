@@ -19,6 +19,7 @@ pub mod meta;
 pub mod outbox;
 pub mod process;
 pub mod redact;
+pub mod reply;
 pub mod signature;
 pub mod waha;
 

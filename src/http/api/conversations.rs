@@ -15,7 +15,7 @@ use crate::domain::{ChannelKind, CompanyId, ConversationStatus, UserId};
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, double_option};
 use crate::http::extract::{Authz, perm};
 use crate::http::{AppState, created};
-use crate::messaging::outbox::{ReplyWindow, human_agent_enabled};
+use crate::messaging::reply::{ReplyWindow, human_agent_enabled};
 use crate::store::{
     self, Ex,
     conversations::{Conversation, Filter},

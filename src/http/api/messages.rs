@@ -15,7 +15,7 @@ use super::{Page, PageParams};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use crate::http::extract::{Authz, perm};
-use crate::messaging::outbox::{self, Reply, ReplyError};
+use crate::messaging::reply::{self, Reply, ReplyError};
 use crate::store::{self, integration_logs::LogEntry, messages::Message};
 
 pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -131,7 +131,7 @@ async fn send_message(
     let conversation = store::conversations::get(&mut tx.ex(), company, id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let message = outbox::queue_reply(
+    let message = reply::queue_reply(
         &mut tx.ex(),
         company,
         &conversation,
@@ -170,7 +170,7 @@ async fn mark_read(
     let conversation = store::conversations::get(&mut tx.ex(), company, id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    let queued = outbox::queue_mark_read(&mut tx.ex(), company, &conversation)
+    let queued = reply::queue_mark_read(&mut tx.ex(), company, &conversation)
         .await
         .map_err(reply_error)?;
     tx.commit().await?;
