@@ -45,3 +45,4 @@ mod recording_midcall;
 mod recording_retention;
 mod webdriver;
 mod webrtc_agent;
+mod whatsapp_timeline;
