@@ -78,14 +78,15 @@ pub async fn run_once(state: &AppState) -> store::Result<usize> {
         };
         after = last.id;
         for row in rows {
-            process_row(state, &row).await?;
+            process_row(state, &row, false).await?;
             handled += 1;
         }
     }
 }
 
-/// Processes one inbound row and records the outcome on it.
-pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Report> {
+/// Processes one inbound row and records the outcome on it. Unless `again` (a replay), a row
+/// that another worker finished meanwhile is left alone.
+pub async fn process_row(state: &AppState, row: &Inbound, again: bool) -> store::Result<Report> {
     let (Some(company), Some(account_id)) = (row.company_id, row.channel_account_id) else {
         let mut conn = state.db.conn().await?;
         integration_logs::finish(
@@ -120,7 +121,7 @@ pub async fn process_row(state: &AppState, row: &Inbound) -> store::Result<Repor
             });
         }
     };
-    match apply_all(state, company, account_id, row.id, &events).await {
+    match apply_all(state, company, account_id, row.id, &events, again).await {
         Ok((report, changes)) => {
             announce(state, company, &changes).await;
             Ok(report)
@@ -145,8 +146,20 @@ async fn apply_all(
     account_id: i64,
     row: i64,
     events: &[InboundEvent],
+    again: bool,
 ) -> store::Result<(Report, Vec<Change>)> {
     let mut tx = state.db.begin().await?;
+    // Takes the row: a concurrent worker on the same row waits here (PostgreSQL row lock, SQLite
+    // write lock) and then finds it no longer pending.
+    if !again && !integration_logs::take(&mut tx.ex(), row).await? {
+        return Ok((
+            Report {
+                state: "processed",
+                ..Report::default()
+            },
+            Vec::new(),
+        ));
+    }
     let account = store::channels::get(&mut tx.ex(), company, account_id).await?;
     let mut report = Report {
         events: events.len(),
@@ -494,5 +507,5 @@ pub async fn replay(state: &AppState, id: i64) -> Result<Report, ReplayError> {
     if row.state == "rejected" {
         return Err(ReplayError::Rejected(id, row.state));
     }
-    Ok(process_row(state, &row).await?)
+    Ok(process_row(state, &row, true).await?)
 }

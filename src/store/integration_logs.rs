@@ -171,6 +171,18 @@ pub async fn inbound(ex: &mut Ex<'_>, id: i64) -> Result<Option<Inbound>> {
     Ok(q!(ex, opt Inbound, sqlx::AssertSqlSafe(sql), id)?)
 }
 
+/// Locks a pending inbound row for processing in the caller's transaction; false when it is no
+/// longer pending (another worker finished it).
+pub async fn take(ex: &mut Ex<'_>, id: i64) -> Result<bool> {
+    let n = q!(
+        ex,
+        exec,
+        "UPDATE integration_logs SET attempts = attempts WHERE id = $1 AND state = 'pending'",
+        id
+    )?;
+    Ok(n == 1)
+}
+
 /// Records the outcome of processing an inbound row.
 pub async fn finish(ex: &mut Ex<'_>, id: i64, state: &str, error: Option<&str>) -> Result<()> {
     q!(

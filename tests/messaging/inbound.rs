@@ -545,3 +545,55 @@ async fn verification_handshake() {
             .unwrap();
     assert_eq!(none.status(), StatusCode::FORBIDDEN);
 }
+
+/// P18: integration log rows older than the retention period are pruned, except webhooks not yet
+/// processed; recent rows stay.
+#[tokio::test]
+async fn integration_logs_are_pruned_after_the_retention_period() {
+    let Some(b) = Bridge::start(Backend::Sqlite, None).await else {
+        return;
+    };
+    assert_eq!(
+        b.meta(&fixture("meta/whatsapp_text.json")).await,
+        StatusCode::OK
+    );
+    b.settle().await;
+    let day = 86_400_000;
+    let old = masterz::store::now_ms() - 31 * day;
+    let row = |state: &'static str| masterz::store::integration_logs::NewLog {
+        company_id: Some(b.company()),
+        channel_account_id: Some(b.whatsapp),
+        direction: "in",
+        provider: "meta",
+        method: "POST",
+        endpoint: "/webhooks/meta".into(),
+        status: Some(200),
+        duration_ms: None,
+        request_headers: None,
+        request_body: Some(format!("{{\"old\":\"{state}\"}}")),
+        response_body: None,
+        error: None,
+        state,
+        message_id: None,
+        created_at: old,
+    };
+    {
+        let mut tx = b.s.store().begin().await.unwrap();
+        masterz::store::integration_logs::insert_many(
+            &mut tx.ex(),
+            &[row("processed"), row("done"), row("pending")],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(b.log_states().await.len(), 4);
+    let pruned = masterz::messaging::prune_logs(b.state()).await.unwrap();
+    assert_eq!(pruned, 2, "the two old finished rows");
+    let left: Vec<String> = b.log_states().await.into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        left,
+        ["processed", "pending"],
+        "the recent row and the unprocessed one stay"
+    );
+}
