@@ -151,7 +151,7 @@ async fn a_call_and_a_whatsapp_message_from_one_number_share_one_timeline() {
         .expect("read identities");
     assert!(
         ids.iter()
-            .any(|i| i.kind == "wa_id" && i.external_id == &CALLER[1..]),
+            .any(|i| i.kind == "wa_id" && i.external_id == CALLER[1..]),
         "the WhatsApp id joined the caller: {ids:?}"
     );
 }
