@@ -58,8 +58,8 @@ impl Default for Committer {
 
 impl Committer {
     /// Starts the committer task on `db`; `written` is notified after every commit. Only the first
-    /// call starts it.
-    pub fn spawn(&self, db: Db, written: Arc<Notify>) {
+    /// call starts it. On SQLite, every transaction takes `gate` (see [`WriteGate`]).
+    pub fn spawn(&self, db: Db, written: Arc<Notify>, gate: WriteGate) {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
@@ -77,7 +77,7 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
-                let ok = match write(&db, &jobs).await {
+                let ok = match write(&db, &gate, &jobs).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, rows, "cannot store webhook events");
@@ -107,11 +107,30 @@ impl Committer {
     }
 }
 
-async fn write(db: &Db, jobs: &[Job]) -> crate::store::Result<()> {
+async fn write(db: &Db, gate: &WriteGate, jobs: &[Job]) -> crate::store::Result<()> {
+    let _turn = gate.turn(db).await;
     let mut tx = db.begin().await?;
     let rows: Vec<NewLog> = jobs.iter().flat_map(|j| j.rows.iter().cloned()).collect();
     integration_logs::insert_many(&mut tx.ex(), &rows).await?;
     tx.commit().await
+}
+
+/// Turns at SQLite's single write lock for the bridge's two busy writers, the committer and the
+/// processor. Without it they meet in SQLite's busy handler, which sleeps in growing steps (up to
+/// 100 ms) before it retries: under load the webhook answers waited for those sleeps. A fair
+/// async mutex hands the lock over the moment the other transaction commits, and keeps a busy
+/// processor from starving the committer (FIFO). PostgreSQL locks rows, so it needs no gate.
+#[derive(Clone, Debug, Default)]
+pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
+
+impl WriteGate {
+    /// Waits for this writer's turn on SQLite; on PostgreSQL returns at once.
+    pub async fn turn(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match db.backend() {
+            crate::store::Backend::Sqlite => Some(self.0.lock().await),
+            crate::store::Backend::Postgres => None,
+        }
+    }
 }
 
 /// What a webhook request gets.

@@ -44,6 +44,8 @@ pub struct Messaging {
     pub inbound: Arc<Notify>,
     /// Woken when a reply was queued.
     pub outbound: Arc<Notify>,
+    /// Turns at SQLite's write lock for the committer and the processor.
+    pub gate: ingest::WriteGate,
 }
 
 impl Messaging {
@@ -55,6 +57,7 @@ impl Messaging {
             clients: clients::Clients::new(&config.meta_graph_url),
             inbound: Arc::new(Notify::new()),
             outbound: Arc::new(Notify::new()),
+            gate: ingest::WriteGate::default(),
         }
     }
 }
@@ -62,7 +65,8 @@ impl Messaging {
 /// Starts the committer, the inbound processor, the outbox worker and the log pruning job.
 pub fn spawn(state: &Arc<crate::http::AppState>) {
     let m = &state.messaging;
-    m.committer.spawn(state.db.clone(), m.inbound.clone());
+    m.committer
+        .spawn(state.db.clone(), m.inbound.clone(), m.gate.clone());
     process::spawn(state.clone());
     outbox::spawn(state.clone());
 }

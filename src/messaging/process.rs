@@ -148,6 +148,7 @@ async fn apply_all(
     events: &[InboundEvent],
     again: bool,
 ) -> store::Result<(Report, Vec<Change>)> {
+    let _turn = state.messaging.gate.turn(&state.db).await;
     let mut tx = state.db.begin().await?;
     // Takes the row: a concurrent worker on the same row waits here (PostgreSQL row lock, SQLite
     // write lock) and then finds it no longer pending.
