@@ -77,29 +77,68 @@ pub async fn run_once(state: &AppState) -> store::Result<usize> {
             return Ok(handled);
         };
         after = last.id;
-        for row in rows {
-            process_row(state, &row, false).await?;
-            handled += 1;
+        let mut i = 0;
+        while i < rows.len() {
+            match apply_group(state, &rows[i..]).await {
+                Ok(n) => i += n,
+                Err(e) => {
+                    // One row of the group failed: the group rolled back; this row alone
+                    // records its failure, the others go again in the next group.
+                    tracing::debug!(error = %e, "group rolled back; applying row by row");
+                    let _ = process_row(state, &rows[i], false).await;
+                    i += 1;
+                }
+            }
         }
+        handled += rows.len();
     }
 }
 
-/// Processes one inbound row and records the outcome on it. Unless `again` (a replay), a row
-/// that another worker finished meanwhile is left alone.
-pub async fn process_row(state: &AppState, row: &Inbound, again: bool) -> store::Result<Report> {
+/// How long one group transaction may keep applying rows: long enough to share a commit among
+/// many rows, short enough that the webhook committer never waits long for the write lock.
+const GROUP_BUDGET: Duration = Duration::from_millis(5);
+
+/// Applies rows from the front of `rows` in one transaction for as long as [`GROUP_BUDGET`]
+/// allows (at least one); returns how many. On an error nothing of the group is kept.
+async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize> {
+    let started = std::time::Instant::now();
+    let turn = state.messaging.gate.turn(&state.db).await;
+    let mut tx = state.db.begin().await?;
+    let mut done = 0;
+    let mut news = Vec::new();
+    let mut profiles = 0;
+    for row in rows {
+        if done > 0 && started.elapsed() > GROUP_BUDGET {
+            break;
+        }
+        done += 1;
+        let (company, account_id, events) = match prepare(row) {
+            Ok(p) => p,
+            Err((state_name, why)) => {
+                integration_logs::finish(&mut tx.ex(), row.id, state_name, Some(&why)).await?;
+                continue;
+            }
+        };
+        let (_, changes, queued) =
+            apply_in(&mut tx.ex(), company, account_id, row.id, &events, false).await?;
+        profiles += queued;
+        news.push((company, changes));
+    }
+    tx.commit().await?;
+    drop(turn);
+    if profiles > 0 {
+        state.messaging.outbound.notify_one();
+    }
+    for (company, changes) in news {
+        announce(state, company, &changes).await;
+    }
+    Ok(done)
+}
+
+/// A row's company, channel account and events; or the state and reason to mark it with.
+fn prepare(row: &Inbound) -> Result<(CompanyId, i64, Vec<InboundEvent>), (&'static str, String)> {
     let (Some(company), Some(account_id)) = (row.company_id, row.channel_account_id) else {
-        let mut conn = state.db.conn().await?;
-        integration_logs::finish(
-            &mut conn.ex(),
-            row.id,
-            "ignored",
-            Some("no channel account"),
-        )
-        .await?;
-        return Ok(Report {
-            state: "ignored",
-            ..Report::default()
-        });
+        return Err(("ignored", "no channel account".into()));
     };
     let body = row.request_body.as_deref().unwrap_or_default().as_bytes();
     let parsed = match row.provider.as_str() {
@@ -109,14 +148,21 @@ pub async fn process_row(state: &AppState, row: &Inbound, again: bool) -> store:
             "unknown provider {other}"
         ))),
     };
-    let events = match parsed {
-        Ok(e) => e,
-        Err(e) => {
+    parsed
+        .map(|events| (company, account_id, events))
+        .map_err(|e| ("failed", e.to_string()))
+}
+
+/// Processes one inbound row and records the outcome on it. Unless `again` (a replay), a row
+/// that another worker finished meanwhile is left alone.
+pub async fn process_row(state: &AppState, row: &Inbound, again: bool) -> store::Result<Report> {
+    let (company, account_id, events) = match prepare(row) {
+        Ok(p) => p,
+        Err((state_name, why)) => {
             let mut conn = state.db.conn().await?;
-            integration_logs::finish(&mut conn.ex(), row.id, "failed", Some(&e.to_string()))
-                .await?;
+            integration_logs::finish(&mut conn.ex(), row.id, state_name, Some(&why)).await?;
             return Ok(Report {
-                state: "failed",
+                state: state_name,
                 ..Report::default()
             });
         }
@@ -148,20 +194,38 @@ async fn apply_all(
     events: &[InboundEvent],
     again: bool,
 ) -> store::Result<(Report, Vec<Change>)> {
-    let _turn = state.messaging.gate.turn(&state.db).await;
+    let turn = state.messaging.gate.turn(&state.db).await;
     let mut tx = state.db.begin().await?;
+    let (report, changes, profiles) =
+        apply_in(&mut tx.ex(), company, account_id, row, events, again).await?;
+    tx.commit().await?;
+    drop(turn);
+    if profiles > 0 {
+        state.messaging.outbound.notify_one();
+    }
+    Ok((report, changes))
+}
+
+/// Applies one row's events in the caller's transaction and marks the row; returns the report,
+/// the changes to announce and how many profile look-ups were queued.
+async fn apply_in(
+    ex: &mut Ex<'_>,
+    company: CompanyId,
+    account_id: i64,
+    row: i64,
+    events: &[InboundEvent],
+    again: bool,
+) -> store::Result<(Report, Vec<Change>, usize)> {
     // Takes the row: a concurrent worker on the same row waits here (PostgreSQL row lock, SQLite
     // write lock) and then finds it no longer pending.
-    if !again && !integration_logs::take(&mut tx.ex(), row).await? {
-        return Ok((
-            Report {
-                state: "processed",
-                ..Report::default()
-            },
-            Vec::new(),
-        ));
+    if !again && !integration_logs::take(ex, row).await? {
+        let report = Report {
+            state: "processed",
+            ..Report::default()
+        };
+        return Ok((report, Vec::new(), 0));
     }
-    let account = store::channels::get(&mut tx.ex(), company, account_id).await?;
+    let account = store::channels::get(ex, company, account_id).await?;
     let mut report = Report {
         events: events.len(),
         ..Report::default()
@@ -182,7 +246,7 @@ async fn apply_all(
                 profiles: 0,
             };
             for event in events {
-                ctx.apply(&mut tx.ex(), event).await?;
+                ctx.apply(ex, event).await?;
             }
             queued_profiles = ctx.profiles;
         }
@@ -196,12 +260,8 @@ async fn apply_all(
         "processed"
     };
     let note = (!report.skipped.is_empty()).then(|| report.skipped.join("; "));
-    integration_logs::finish(&mut tx.ex(), row, report.state, note.as_deref()).await?;
-    tx.commit().await?;
-    if queued_profiles > 0 {
-        state.messaging.outbound.notify_one();
-    }
-    Ok((report, changes))
+    integration_logs::finish(ex, row, report.state, note.as_deref()).await?;
+    Ok((report, changes, queued_profiles))
 }
 
 struct Ctx<'a> {
