@@ -49,7 +49,9 @@ const PER_ROW: usize = 15;
 /// Rows per INSERT statement: well under SQLite's limit of bound parameters.
 const CHUNK: usize = 64;
 
-fn insert_sql(rows: usize) -> String {
+/// The INSERT for `rows` rows. SQLite gets anonymous `?` parameters: it looks a numbered
+/// parameter up by scanning its whole list, which made binding 960 of them quadratic.
+fn insert_sql(rows: usize, numbered: bool) -> String {
     let mut sql = format!("INSERT INTO integration_logs ({COLUMNS}) VALUES ");
     for r in 0..rows {
         if r > 0 {
@@ -60,12 +62,29 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * PER_ROW + c + 1).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(r * PER_ROW + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
     sql
+}
+
+/// Splits `n` rows into statements of a few fixed sizes (64, 16, 4, 1), so that a connection's
+/// statement cache holds four INSERTs instead of one per batch size.
+fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in [CHUNK, 16, 4, 1] {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+    }
+    sizes
 }
 
 macro_rules! bind_rows {
@@ -95,15 +114,19 @@ macro_rules! bind_rows {
 
 /// Writes rows with multi-row INSERTs (the group committer's batch; run it in a transaction).
 pub async fn insert_many(ex: &mut Ex<'_>, rows: &[NewLog]) -> Result<()> {
-    for chunk in rows.chunks(CHUNK) {
-        let sql = insert_sql(chunk.len());
+    let mut rest = rows;
+    for size in chunk_sizes(rows.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         match ex {
             Ex::Sqlite(c) => {
+                let sql = insert_sql(chunk.len(), false);
                 bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
                     .execute(&mut **c)
                     .await?;
             }
             Ex::Postgres(c) => {
+                let sql = insert_sql(chunk.len(), true);
                 bind_rows!(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
                     .execute(&mut **c)
                     .await?;
@@ -115,7 +138,10 @@ pub async fn insert_many(ex: &mut Ex<'_>, rows: &[NewLog]) -> Result<()> {
 
 /// Writes one row and returns its id.
 pub async fn insert(ex: &mut Ex<'_>, row: &NewLog) -> Result<i64> {
-    let sql = format!("{} RETURNING id", insert_sql(1));
+    let sql = format!(
+        "{} RETURNING id",
+        insert_sql(1, matches!(ex, Ex::Postgres(_)))
+    );
     let id = match ex {
         Ex::Sqlite(c) => {
             bind_rows!(
@@ -265,4 +291,19 @@ pub async fn list(
            AND (CAST($3 AS BIGINT) IS NULL OR id < $3) \
          ORDER BY id DESC LIMIT $4",
         company, direction, before, limit)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_use_four_statement_shapes() {
+        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(1), [1]);
+        assert_eq!(chunk_sizes(87), [64, 16, 4, 1, 1, 1]);
+        assert_eq!(chunk_sizes(200).iter().sum::<usize>(), 200);
+        assert_eq!(insert_sql(2, false).matches('?').count(), 2 * PER_ROW);
+        assert!(insert_sql(2, true).contains(&format!("${}", 2 * PER_ROW)));
+    }
 }
