@@ -294,31 +294,36 @@ export function onChannel(account) {
   showReplyMode();
 }
 
-function submitReply() {
-  if (replying()) sendReply();
-  else addNote();
-}
-
-async function sendReply() {
+/** Sends the box's text as a reply on the channel or as a note, whichever the box is set to. */
+async function submitReply() {
+  if (!view) return;
   const current = view;
+  const reply = replying();
   const text = $("reply-text");
   const send = $("reply-send");
   const error = $("reply-error");
   const body = text.value.trim();
   error.textContent = "";
   if (!body) {
-    error.textContent = "Write the reply first.";
+    error.textContent = reply ? "Write the reply first." : "Write the note first.";
     text.focus();
     return;
   }
   send.disabled = true;
   try {
-    await api.post(`/conversations/${encodeURIComponent(current.conversationId)}/messages`, { text: body });
+    if (reply) {
+      await api.post(`/conversations/${encodeURIComponent(current.conversationId)}/messages`, { text: body });
+    } else {
+      await api.post(`/customers/${encodeURIComponent(current.customerId)}/notes`, {
+        body,
+        conversation_id: current.conversationId ?? undefined,
+      });
+    }
     text.value = "";
-    announce("Reply queued");
+    announce(reply ? "Reply queued" : "Note added");
     await loadTimeline();
   } catch (e) {
-    error.textContent = `Reply not sent: ${errorText(e)}`;
+    error.textContent = `${reply ? "Reply not sent" : "Note not added"}: ${errorText(e)}`;
   } finally {
     send.disabled = !view;
     text.focus();
@@ -365,31 +370,3 @@ async function loadTimeline({ older = false } = {}) {
   status.textContent = list.children.length === 0 ? "Nothing in the timeline yet." : "";
 }
 
-async function addNote() {
-  if (!view) return;
-  const text = $("reply-text");
-  const send = $("reply-send");
-  const error = $("reply-error");
-  const body = text.value.trim();
-  error.textContent = "";
-  if (!body) {
-    error.textContent = "Write the note first.";
-    text.focus();
-    return;
-  }
-  send.disabled = true;
-  try {
-    await api.post(`/customers/${encodeURIComponent(view.customerId)}/notes`, {
-      body,
-      conversation_id: view.conversationId ?? undefined,
-    });
-    text.value = "";
-    announce("Note added");
-    await loadTimeline();
-  } catch (e) {
-    error.textContent = `Note not added: ${errorText(e)}`;
-  } finally {
-    send.disabled = !view;
-    text.focus();
-  }
-}
