@@ -280,6 +280,7 @@ async fn browser_agent_answers_trunk_call() {
     );
     b.click("#call-answer").await;
     assert_eq!(call_panel(&b, "connected", T_CONNECT).await, leg);
+    let connected = std::time::Instant::now();
 
     // The caller's tone in the page, RTP both ways.
     hears(&b, CALLER_HZ).await;
@@ -290,6 +291,9 @@ async fn browser_agent_answers_trunk_call() {
     ] {
         b.save_screenshot(&path).await;
     }
+    // The recording is checked for 2 s of each side below: talk for at least 5 s, however
+    // quickly the page heard the tone (CI once hung up after 1.97 s of microphone audio).
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(connected.elapsed())).await;
     hang_up(&b).await;
     let caller = caller.wait_async().await;
     caller.assert_success();
