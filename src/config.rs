@@ -267,6 +267,25 @@ settings! {
     /// Attempts to send one outbound message before it is marked failed (transient errors and
     /// rate limits are retried with exponential backoff and jitter, or after `Retry-After`).
     outbox_max_attempts: u32 = 8;
+    /// Base URL of the OpenAI-compatible Chat Completions API used for reply suggestions
+    /// (`{url}/chat/completions`). A company's own `ai.base_url` wins over it.
+    openai_url: String = "https://api.openai.com/v1".to_owned();
+    /// Model asked for reply suggestions when the company names none.
+    openai_model: String = "gpt-4o-mini".to_owned();
+    /// API key for companies that set none of their own. Empty: only companies with their own
+    /// key get suggestions.
+    openai_api_key: Option<Secret<String>> = None;
+    /// Messages of the conversation (the newest) sent as context with a suggestion request
+    /// (privacy promise P17: nothing else of the conversation goes).
+    ai_context_messages: u32 = 10;
+    /// Knowledge-base passages (best full-text matches for the inbound message) sent with it.
+    ai_knowledge_chunks: u32 = 3;
+    /// Attempts at one suggestion before it is marked failed (429 with `Retry-After` and 5xx are
+    /// retried; `insufficient_quota` and other 4xx are not).
+    ai_max_attempts: u32 = 4;
+    /// Days between closing a company and deleting all its data (privacy promise P20). 0 deletes
+    /// at once.
+    company_deletion_days: u64 = 30;
     /// Seconds a graceful shutdown waits for requests in flight before exiting.
     shutdown_grace_secs: u64 = 10;
 }

@@ -148,6 +148,15 @@ string_enum! {
         RecordingsRead = "recordings:read",
         /// Delete call recordings.
         RecordingsDelete = "recordings:delete",
+        /// Configure AI assistance: the company's model and key, each channel's opt-in, the
+        /// knowledge base.
+        AiManage = "ai:manage",
+        /// Read the company's usage against its plan.
+        UsageRead = "usage:read",
+        /// Export the company's data, or one customer's.
+        DataExport = "data:export",
+        /// Close the company: logins stop at once and all its data is deleted after the grace period.
+        CompanyClose = "company:close",
     }
 }
 

@@ -225,6 +225,10 @@ pub mod perm {
         TokensWrite,
         RecordingsRead,
         RecordingsDelete,
+        AiManage,
+        UsageRead,
+        DataExport,
+        CompanyClose,
     );
 }
 

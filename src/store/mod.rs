@@ -28,6 +28,7 @@ pub mod routing;
 pub mod sip;
 pub mod timeline;
 pub mod trunks;
+pub mod usage;
 pub mod users;
 
 pub use crate::domain::{CompanyId, UserId};
