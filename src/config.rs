@@ -288,6 +288,13 @@ settings! {
     company_deletion_days: u64 = 30;
     /// Seconds a graceful shutdown waits for requests in flight before exiting.
     shutdown_grace_secs: u64 = 10;
+    /// Billing plans (privacy promise P15): per plan, the most of each metric a company may use
+    /// in a calendar month. TOML tables `[plans.NAME]` with `METRIC = LIMIT`; in the environment
+    /// `NAME:METRIC=LIMIT,…;NAME:…`. They overlay the built-in `free`, `pro` and `enterprise`.
+    plans: crate::billing::Plans = crate::billing::Plans::builtin();
+    /// Bearer token of the server operator for `GET /operator/stats` (aggregate counts, no
+    /// personal data, P16). Empty: that endpoint does not exist (404).
+    operator_token: Option<Secret<String>> = None;
 }
 
 impl Config {

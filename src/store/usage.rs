@@ -1,7 +1,7 @@
 //! Billing counters (privacy promises P15, P16): one row per company, calendar month (UTC) and
 //! metric, incremented in the same transaction as what it counts. Counts only, no personal data.
 
-use chrono::{DateTime, Datelike};
+use chrono::{DateTime, Datelike, NaiveDate};
 
 use super::{CompanyId, Ex, Result, q};
 
@@ -15,6 +15,28 @@ pub const AI_REPLIES: &str = "ai_replies";
 pub const CALL_SECONDS: &str = "call_seconds";
 /// Seconds of recorded audio.
 pub const RECORDED_SECONDS: &str = "recorded_seconds";
+/// Distinct users of the company who logged in or used a session or API token in the month:
+/// not a counter, computed by [`active_users`].
+pub const ACTIVE_USERS: &str = "active_users";
+
+/// The counted metrics, in the order reports show them.
+pub const COUNTERS: &[&str] = &[
+    MESSAGES_IN,
+    MESSAGES_OUT,
+    AI_REPLIES,
+    CALL_SECONDS,
+    RECORDED_SECONDS,
+];
+
+/// Every metric a plan can cap: the counters and [`ACTIVE_USERS`].
+pub const LIMITABLE: &[&str] = &[
+    ACTIVE_USERS,
+    MESSAGES_IN,
+    MESSAGES_OUT,
+    AI_REPLIES,
+    CALL_SECONDS,
+    RECORDED_SECONDS,
+];
 
 /// The month (`YYYY-MM`, UTC) of a Unix-millisecond time.
 pub fn month_of(at_ms: i64) -> String {
@@ -59,9 +81,80 @@ pub async fn get(ex: &mut Ex<'_>, company: CompanyId, month: &str, metric: &str)
     .unwrap_or(0))
 }
 
+/// The first and the one-past-last Unix millisecond of `month` (`YYYY-MM`); `None` when it is
+/// not a month.
+pub fn month_bounds(month: &str) -> Option<(i64, i64)> {
+    let (y, m) = month.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    let start = NaiveDate::from_ymd_opt(y, m, 1)?;
+    let end = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)?
+    };
+    let ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis())
+    };
+    Some((ms(start)?, ms(end)?))
+}
+
+/// The plan tier `companies.plan_tier` names for `company`.
+pub async fn plan_tier(ex: &mut Ex<'_>, company: CompanyId) -> Result<String> {
+    Ok(q!(
+        ex,
+        scalar String,
+        "SELECT plan_tier FROM companies WHERE id = $1",
+        company
+    )?)
+}
+
+/// Distinct users of `company` active in `month` (`YYYY-MM`, UTC): a successful login in the
+/// month, or a session or API token last used (or a session opened) in it.
+///
+/// Computed from the login history, sessions and tokens rather than counted: the login history
+/// is exact for any month, while a session or token only keeps its latest use, so a user who
+/// only kept using an old session through a past month and beyond is counted in the month of
+/// that session's latest use (and in every month they logged in). For the current month the
+/// count is exact. An unparseable month counts nobody.
+pub async fn active_users(ex: &mut Ex<'_>, company: CompanyId, month: &str) -> Result<i64> {
+    let Some((from, to)) = month_bounds(month) else {
+        return Ok(0);
+    };
+    Ok(q!(
+        ex,
+        scalar i64,
+        "SELECT COUNT(*) FROM (\
+           SELECT user_id FROM login_events WHERE company_id = $1 AND outcome = 'success' \
+             AND user_id IS NOT NULL AND created_at >= $2 AND created_at < $3 \
+           UNION SELECT user_id FROM sessions WHERE company_id = $1 \
+             AND ((last_seen_at >= $2 AND last_seen_at < $3) OR (created_at >= $2 AND created_at < $3)) \
+           UNION SELECT user_id FROM api_tokens WHERE company_id = $1 \
+             AND last_used_at >= $2 AND last_used_at < $3\
+         ) AS active",
+        company,
+        from,
+        to
+    )?)
+}
+
+/// Every counter of `company` for `month`, as (metric, value); metrics never counted are absent.
+pub async fn all(ex: &mut Ex<'_>, company: CompanyId, month: &str) -> Result<Vec<(String, i64)>> {
+    Ok(q!(
+        ex,
+        all(String, i64),
+        "SELECT metric, value FROM usage_counters WHERE company_id = $1 AND month = $2 ORDER BY metric",
+        company,
+        month
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::month_of;
+    use super::{month_bounds, month_of};
 
     #[test]
     fn months_are_utc_calendar_months() {
@@ -69,5 +162,30 @@ mod tests {
         // 2026-11-30T23:59:59.999Z and the next millisecond.
         assert_eq!(month_of(1_796_083_199_999), "2026-11");
         assert_eq!(month_of(1_796_083_200_000), "2026-12");
+    }
+
+    #[test]
+    fn month_bounds_cover_the_calendar_month() {
+        assert_eq!(
+            month_bounds("2026-11"),
+            Some((1_793_491_200_000, 1_796_083_200_000))
+        );
+        assert_eq!(
+            month_bounds("2026-12").map(|b| b.0),
+            Some(1_796_083_200_000)
+        );
+        assert_eq!(month_of(month_bounds("2026-12").unwrap().1), "2027-01");
+        for bad in [
+            "2026-13",
+            "2026-00",
+            "2026-1",
+            "26-11",
+            "2026/11",
+            "",
+            "2026-11-01",
+            "+026-11",
+        ] {
+            assert_eq!(month_bounds(bad), None, "{bad}");
+        }
     }
 }
