@@ -283,17 +283,19 @@ pub struct CallEnd<'a> {
 }
 
 /// Ends a call. Only the first end is written: a call that has `ended_at` is left as it is.
+/// An answered call adds its talk time (answer to end) to the company's `call_seconds`.
 pub async fn ended(ex: &mut Ex<'_>, company: CompanyId, id: i64, end: &CallEnd<'_>) -> Result<()> {
     debug_assert!(FINAL_STATUSES.contains(&end.status), "{}", end.status);
     debug_assert!(end.hangup_by.is_none_or(|h| HANGUP_BY.contains(&h)));
     let m = end.media;
-    q!(
+    // A row comes back only for the first end, so a call is counted once.
+    let answered_at = q!(
         ex,
-        exec,
+        scalar_opt Option<i64>,
         "UPDATE calls SET status = $3, ended_at = $4, end_reason = $5, hangup_by = $6, \
            sip_status = $7, rtp_packets_in = $8, rtp_packets_out = $9, rtp_packets_lost = $10, \
            rtp_jitter_us = $11, media = $12 \
-         WHERE company_id = $1 AND id = $2 AND ended_at IS NULL",
+         WHERE company_id = $1 AND id = $2 AND ended_at IS NULL RETURNING answered_at",
         company,
         id,
         end.status,
@@ -307,6 +309,17 @@ pub async fn ended(ex: &mut Ex<'_>, company: CompanyId, id: i64, end: &CallEnd<'
         m.map(|m| m.jitter_us),
         m.map(|m| m.detail_json.as_str())
     )?;
+    if let Some(Some(answered_at)) = answered_at {
+        let seconds = super::usage::seconds_ceil(end.ended_at - answered_at);
+        super::usage::add(
+            ex,
+            company,
+            super::usage::CALL_SECONDS,
+            seconds,
+            end.ended_at,
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -239,6 +239,13 @@ pub async fn insert(
         m.sender_user_id, m.body, m.attachments.as_deref(), m.reply_to, m.thread.as_deref(),
         m.status, m.external_id, m.at)?;
     if id.is_some() {
+        // Billing (P15): only a row actually stored counts, so a redelivered webhook does not.
+        let metric = if m.direction == "in" {
+            super::usage::MESSAGES_IN
+        } else {
+            super::usage::MESSAGES_OUT
+        };
+        super::usage::add(ex, company, metric, 1, m.at).await?;
         q!(
             ex,
             exec,

@@ -98,14 +98,17 @@ pub struct Finished<'a> {
     pub frames_dropped: i64,
 }
 
-/// Closes recording `id`. Only a recording still `recording` is changed.
+/// Closes recording `id`. Only a recording still `recording` is changed. A `complete` or
+/// `repaired` one adds its length to the company's `recorded_seconds` (a `failed` one has no
+/// usable audio and is not counted).
 pub async fn finish(ex: &mut Ex<'_>, id: i64, f: &Finished<'_>) -> Result<bool> {
     debug_assert!(STATUSES.contains(&f.status), "{}", f.status);
-    let n = q!(
+    let company = q!(
         ex,
-        exec,
+        scalar_opt CompanyId,
         "UPDATE recordings SET status = $2, ended_at = $3, duration_ms = $4, size_bytes = $5, \
-           sha256 = $6, frames_dropped = $7 WHERE id = $1 AND status = 'recording'",
+           sha256 = $6, frames_dropped = $7 WHERE id = $1 AND status = 'recording' \
+         RETURNING company_id",
         id,
         f.status,
         f.ended_at,
@@ -114,7 +117,20 @@ pub async fn finish(ex: &mut Ex<'_>, id: i64, f: &Finished<'_>) -> Result<bool> 
         f.sha256,
         f.frames_dropped
     )?;
-    Ok(n > 0)
+    if let Some(company) = company
+        && f.status != "failed"
+    {
+        let seconds = super::usage::seconds_ceil(f.duration_ms);
+        super::usage::add(
+            ex,
+            company,
+            super::usage::RECORDED_SECONDS,
+            seconds,
+            f.ended_at,
+        )
+        .await?;
+    }
+    Ok(company.is_some())
 }
 
 /// A recording left `recording` by a server that stopped without closing it.

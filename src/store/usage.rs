@@ -81,6 +81,15 @@ pub async fn get(ex: &mut Ex<'_>, company: CompanyId, month: &str, metric: &str)
     .unwrap_or(0))
 }
 
+/// Milliseconds as whole seconds, rounded up (a 0.2 s call is billed as 1 s); negative → 0.
+pub fn seconds_ceil(ms: i64) -> i64 {
+    if ms <= 0 {
+        0
+    } else {
+        ms / 1000 + i64::from(ms % 1000 != 0)
+    }
+}
+
 /// The first and the one-past-last Unix millisecond of `month` (`YYYY-MM`); `None` when it is
 /// not a month.
 pub fn month_bounds(month: &str) -> Option<(i64, i64)> {
