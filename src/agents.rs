@@ -140,6 +140,12 @@ pub enum ServerFrame {
         /// The channel account as the API shows it.
         account: serde_json::Value,
     },
+    /// An AI reply suggestion was made, or changed state: as
+    /// `GET /api/v1/conversations/{id}/suggestions` shows it.
+    Suggestion {
+        /// The suggestion.
+        suggestion: serde_json::Value,
+    },
     /// Keepalive.
     Ping,
     /// Answer to the page's ping.

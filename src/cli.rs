@@ -527,7 +527,8 @@ async fn rotate_key(config: &Config, db: &store::Db) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", key_path.display()))?;
     let mut tx = db.begin().await?;
     let n = store::channels::reencrypt_all(&mut tx.ex(), &new_ring).await?
-        + store::sip::reencrypt_all(&mut tx.ex(), &new_ring).await?;
+        + store::sip::reencrypt_all(&mut tx.ex(), &new_ring).await?
+        + store::ai::reencrypt_keys(&mut tx.ex(), &new_ring).await?;
     tx.commit().await?;
     let final_ring = new_ring.only_current();
     match ring.source() {

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod ai;
 pub mod app;
 pub mod auth;
 pub mod billing;

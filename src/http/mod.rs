@@ -51,6 +51,8 @@ pub struct AppState {
     pub agents: Arc<crate::agents::AgentHub>,
     /// The messaging bridge: webhook ingestion, routing, provider clients, worker wake-ups.
     pub messaging: Arc<crate::messaging::Messaging>,
+    /// AI reply suggestions: the model client and the worker's wake-up.
+    pub ai: Arc<crate::ai::Ai>,
     openapi: OnceLock<String>,
 }
 
@@ -70,6 +72,7 @@ impl AppState {
             telephony: OnceLock::new(),
             agents: Arc::default(),
             messaging,
+            ai: Arc::default(),
             openapi: OnceLock::new(),
         }
     }

@@ -129,6 +129,9 @@ async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize>
     if profiles > 0 {
         state.messaging.outbound.notify_one();
     }
+    if news.iter().any(|(_, changes)| !changes.is_empty()) {
+        state.ai.queued.notify_one();
+    }
     for (company, changes) in news {
         announce(state, company, &changes).await;
     }
@@ -202,6 +205,9 @@ async fn apply_all(
     drop(turn);
     if profiles > 0 {
         state.messaging.outbound.notify_one();
+    }
+    if !changes.is_empty() {
+        state.ai.queued.notify_one();
     }
     Ok((report, changes))
 }
@@ -439,6 +445,10 @@ impl Ctx<'_> {
                 self.report.added += 1;
                 if !inbound {
                     msgs::apply_receipts(ex, company, account, &m.external_id).await?;
+                } else {
+                    // A reply suggestion, when the channel has them on (P17), with the message.
+                    store::ai::enqueue_if_enabled(ex, company, account, conversation, customer, id)
+                        .await?;
                 }
                 self.changes.push(Change::Message(id));
             }

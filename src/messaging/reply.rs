@@ -106,13 +106,13 @@ pub fn human_agent_enabled(account: &store::channels::ChannelAccount) -> bool {
         .unwrap_or(false)
 }
 
-/// Queues an agent's reply in `conversation`: the `queued` message and its outbox row, in the
-/// caller's transaction. Returns the message id.
+/// Queues a reply in `conversation` (an agent's, or an AI auto-reply with no `user`): the
+/// `queued` message and its outbox row, in the caller's transaction. Returns the message id.
 pub async fn queue_reply(
     ex: &mut Ex<'_>,
     company: CompanyId,
     conversation: &store::conversations::Conversation,
-    user: UserId,
+    user: Option<UserId>,
     reply: &Reply,
 ) -> Result<i64, ReplyError> {
     let account_id = conversation
@@ -200,7 +200,7 @@ pub async fn queue_reply(
             channel_account_id: account_id,
             direction: "out",
             kind: "message",
-            sender_user_id: Some(user),
+            sender_user_id: user,
             body: Some(&body),
             attachments: None,
             reply_to: None,

@@ -35,6 +35,10 @@ pub struct ChannelAccount {
     pub status: String,
     /// Why it is not `connected`.
     pub status_reason: Option<String>,
+    /// AI reply suggestions for this channel's conversations (off by default, P17).
+    pub ai_suggestions: bool,
+    /// With suggestions on: each suggestion is sent as the reply without an agent.
+    pub ai_auto_reply: bool,
     /// Where the provider must send this account's webhooks (set by the API).
     #[sqlx(skip)]
     pub webhook_url: Option<String>,
@@ -50,7 +54,8 @@ fn split_keys<S: serde::Serializer>(keys: &str, s: S) -> Result<S::Ok, S::Error>
 
 macro_rules! columns {
     () => {
-        "id, kind, name, external_id, settings, credential_keys, status, status_reason, created_at, updated_at"
+        "id, kind, name, external_id, settings, credential_keys, status, status_reason, ai_suggestions, \
+         ai_auto_reply, created_at, updated_at"
     };
 }
 

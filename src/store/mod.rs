@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
+pub mod ai;
 pub mod audit;
 pub mod auth;
 pub mod calls;
@@ -21,6 +22,7 @@ pub mod companies;
 pub mod conversations;
 pub mod customers;
 pub mod integration_logs;
+pub mod knowledge;
 pub mod messages;
 pub mod outbox;
 pub mod recordings;

@@ -135,7 +135,7 @@ async fn send_message(
         &mut tx.ex(),
         company,
         &conversation,
-        auth.principal.user_id,
+        Some(auth.principal.user_id),
         &reply,
     )
     .await
