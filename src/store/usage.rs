@@ -161,6 +161,56 @@ pub async fn all(ex: &mut Ex<'_>, company: CompanyId, month: &str) -> Result<Vec
     )?)
 }
 
+// Operator-level aggregates (P16). These are the only functions here without a `CompanyId`:
+// they read across companies, and each returns rows without any company's id, name or slug, so
+// that nothing but counts can be made of them.
+
+/// Companies counted by (plan tier, status): `(plan_tier, status, companies)`.
+pub async fn companies_by_tier(ex: &mut Ex<'_>) -> Result<Vec<(String, String, i64)>> {
+    Ok(q!(
+        ex,
+        all(String, String, i64),
+        "SELECT plan_tier, status, COUNT(*) FROM companies GROUP BY plan_tier, status"
+    )?)
+}
+
+/// Every non-zero counter of `month`, one row per company and metric, anonymous:
+/// `(plan tier of the company, metric, value)`.
+pub async fn month_values(ex: &mut Ex<'_>, month: &str) -> Result<Vec<(String, String, i64)>> {
+    Ok(q!(
+        ex,
+        all(String, String, i64),
+        "SELECT c.plan_tier, u.metric, u.value FROM usage_counters u \
+         JOIN companies c ON c.id = u.company_id WHERE u.month = $1 AND u.value <> 0",
+        month
+    )?)
+}
+
+/// The active users (as [`active_users`] counts them) of every company with any in `month`,
+/// anonymous: `(plan tier of the company, active users)`.
+pub async fn month_active_users(ex: &mut Ex<'_>, month: &str) -> Result<Vec<(String, i64)>> {
+    let Some((from, to)) = month_bounds(month) else {
+        return Ok(Vec::new());
+    };
+    Ok(q!(
+        ex,
+        all(String, i64),
+        "SELECT c.plan_tier, a.n FROM (\
+           SELECT company_id, COUNT(*) AS n FROM (\
+             SELECT company_id, user_id FROM login_events WHERE outcome = 'success' \
+               AND company_id IS NOT NULL AND user_id IS NOT NULL \
+               AND created_at >= $1 AND created_at < $2 \
+             UNION SELECT company_id, user_id FROM sessions \
+               WHERE (last_seen_at >= $1 AND last_seen_at < $2) OR (created_at >= $1 AND created_at < $2) \
+             UNION SELECT company_id, user_id FROM api_tokens \
+               WHERE last_used_at >= $1 AND last_used_at < $2\
+           ) AS pairs GROUP BY company_id\
+         ) AS a JOIN companies c ON c.id = a.company_id",
+        from,
+        to
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{month_bounds, month_of};

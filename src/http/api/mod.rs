@@ -24,6 +24,7 @@ mod recordings;
 mod roles;
 mod telephony;
 pub(crate) mod tokens;
+pub(crate) mod usage;
 mod users;
 pub(crate) use tokens::TOKEN_PREFIX;
 
@@ -46,6 +47,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(recordings::routes())
         .merge(prompts::routes())
         .merge(agents::routes())
+        .merge(usage::routes())
 }
 
 /// Default and largest page size.

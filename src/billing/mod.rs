@@ -15,6 +15,13 @@ use serde::Deserialize;
 use crate::config::FromEnv;
 use crate::store::{self, CompanyId, Ex, usage};
 
+mod report;
+
+pub use report::{
+    BUCKETS, Bucket, CompanyCounts, MetricTotals, MetricUsage, OperatorStats, UsageReport,
+    load_operator_stats, metric_usage, operator_stats, usage_report,
+};
+
 /// The plan a tier without a configured plan falls back to.
 pub const FALLBACK_PLAN: &str = "free";
 
@@ -231,6 +238,13 @@ pub fn metric_label(metric: &str) -> &'static str {
     }
 }
 
+/// Whether `used` has reached `limit`: nothing more of it is allowed in the month (so a cap of
+/// 0 is reached from the start).
+pub fn reached(limit: u64, used: i64) -> bool {
+    // A negative count cannot happen (counters only grow); treat it as nothing used.
+    u64::try_from(used).unwrap_or(0) >= limit
+}
+
 /// Whether `used` has reached `limit`, with the sentence saying so.
 pub fn over_limit_reason(
     plan: &str,
@@ -239,9 +253,7 @@ pub fn over_limit_reason(
     used: i64,
     month: &str,
 ) -> Option<String> {
-    // A negative count cannot happen (counters only grow); treat it as nothing used.
-    let used = u64::try_from(used).unwrap_or(0);
-    (used >= limit).then(|| {
+    reached(limit, used).then(|| {
         format!(
             "the {plan} plan allows {limit} {} a month; {used} used in {month}",
             metric_label(metric)
