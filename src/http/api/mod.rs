@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::AppState;
 
 mod agents;
+mod ai;
 mod audit;
 mod auth;
 mod call_groups;
@@ -18,6 +19,9 @@ mod channels;
 mod company;
 mod conversations;
 mod customers;
+mod export;
+mod deletion;
+mod knowledge;
 mod messages;
 mod prompts;
 mod recordings;
@@ -37,6 +41,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(roles::routes())
         .merge(tokens::routes())
         .merge(customers::routes())
+        .merge(deletion::routes())
         .merge(conversations::routes())
         .merge(messages::routes())
         .merge(channels::routes())
@@ -47,7 +52,10 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(recordings::routes())
         .merge(prompts::routes())
         .merge(agents::routes())
+        .merge(export::routes())
         .merge(usage::routes())
+        .merge(ai::routes())
+        .merge(knowledge::routes())
 }
 
 /// Default and largest page size.
