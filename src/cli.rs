@@ -16,6 +16,7 @@ use crate::secrets::{Key, KeySource, new_token, token_hash};
 use crate::store::{self, audit::Actor};
 
 mod calls;
+mod export;
 mod messaging;
 mod recordings;
 mod sip;
@@ -48,6 +49,9 @@ enum Command {
         /// The integration log row id.
         id: i64,
     },
+    /// Export a company's data (P26): one .tar.gz with a JSON Lines file per entity, the
+    /// recording files and a manifest. Progress on stderr, a summary on stdout. Audited.
+    Export(export::ExportArgs),
 }
 
 #[derive(Args)]
@@ -219,6 +223,12 @@ pub fn main() -> ExitCode {
             Command::Replay { id } => {
                 init_logging(&config, false);
                 messaging::replay(config, id).await
+            }
+            Command::Export(args) => {
+                if std::env::var_os("RUST_LOG").is_some() {
+                    init_logging(&config, false);
+                }
+                export::run(config, args).await
             }
         }
     });
