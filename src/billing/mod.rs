@@ -294,3 +294,202 @@ pub async fn limit_reached(
     let used = used(ex, company, &month, metric).await?;
     Ok(over_limit_reason(plan_name, metric, limit, used, &month))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn config_from_toml(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("masterz.toml");
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        Config::load_with(Some(&path), &|_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn builtin_plans_and_the_fallback_for_unknown_tiers() {
+        let plans = Plans::builtin();
+        assert_eq!(
+            plans.names().collect::<Vec<_>>(),
+            ["enterprise", "free", "pro"]
+        );
+        let (name, free) = plans.for_tier("free");
+        assert_eq!(name, "free");
+        assert_eq!(free.and_then(|p| p.limit(usage::AI_REPLIES)), Some(100));
+        let (name, ent) = plans.for_tier("enterprise");
+        assert_eq!(name, "enterprise");
+        assert_eq!(ent.map(|p| p.limits().count()), Some(0));
+        // A tier with no plan is billed as free, never as unlimited.
+        let (name, plan) = plans.for_tier("platinum-typo");
+        assert_eq!(name, "free");
+        assert_eq!(plan, free);
+        assert_eq!(Config::defaults().plans, plans);
+    }
+
+    #[test]
+    fn the_environment_form_overlays_the_builtin_plans() {
+        let plans = Plans::parse_env(
+            " free: ai_replies=5, active_users=2 ; team:messages_out=10;enterprise:",
+        )
+        .unwrap();
+        let free = plans.get("free").unwrap();
+        assert_eq!(free.limit(usage::AI_REPLIES), Some(5));
+        assert_eq!(free.limit(usage::ACTIVE_USERS), Some(2));
+        // Replaced as a whole: what the configured plan does not name is unlimited.
+        assert_eq!(free.limit(usage::MESSAGES_IN), None);
+        assert_eq!(
+            plans.get("team").unwrap().limit(usage::MESSAGES_OUT),
+            Some(10)
+        );
+        assert_eq!(plans.get("pro"), Plans::builtin().get("pro"));
+        assert_eq!(Plans::parse_env(&plans.to_string()).unwrap(), plans);
+        assert_eq!(Plans::parse_env("").unwrap(), Plans::builtin());
+    }
+
+    #[test]
+    fn bad_plans_in_the_environment_name_the_culprit() {
+        for (text, needle) in [
+            ("free:ai_replies=-1", "whole number"),
+            ("free:ai_replies=lots", "whole number"),
+            ("free:ai_replies=1.5", "whole number"),
+            ("free:ai_replys=1", "unknown metric \"ai_replys\""),
+            ("free ai_replies=1", "expected NAME:METRIC=LIMIT"),
+            ("free:ai_replies", "expected METRIC=LIMIT"),
+            ("Free:ai_replies=1", "plan name \"Free\""),
+            (":ai_replies=1", "plan name \"\""),
+            ("free:ai_replies=1,ai_replies=2", "given twice"),
+        ] {
+            let err = Plans::parse_env(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let err = Config::load_with(None, &|name| {
+            (name == "MASTERZ_PLANS").then(|| "free:ai_replies=-3".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("MASTERZ_PLANS"), "{err}");
+    }
+
+    #[test]
+    fn plans_from_the_config_file() {
+        let c = config_from_toml(
+            "[plans.free]\nai_replies = 2\nmessages_out = 1000\n\n[plans.team]\ncall_seconds = 600\n",
+        )
+        .unwrap();
+        let free = c.plans.get("free").unwrap();
+        assert_eq!(free.limit(usage::AI_REPLIES), Some(2));
+        assert_eq!(free.limit(usage::ACTIVE_USERS), None);
+        assert_eq!(
+            c.plans.get("team").unwrap().limit(usage::CALL_SECONDS),
+            Some(600)
+        );
+        assert!(c.plans.get("enterprise").is_some());
+        for (text, needle) in [
+            ("[plans.free]\nai_replies = -1\n", "plans.free.ai_replies"),
+            ("[plans.free]\nai_replies = \"100\"\n", "whole number"),
+            ("[plans.free]\nai_replies = 2.5\n", "whole number"),
+            ("[plans.free]\nminutes = 5\n", "unknown metric"),
+            ("[plans.\"Big Plan\"]\nai_replies = 5\n", "plan name"),
+            ("plans = 3\n", "plans"),
+        ] {
+            let err = config_from_toml(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_limit_is_reached_at_the_cap() {
+        assert_eq!(
+            over_limit_reason("free", usage::AI_REPLIES, 100, 99, "2026-11"),
+            None
+        );
+        assert_eq!(
+            over_limit_reason("free", usage::AI_REPLIES, 100, 100, "2026-11").as_deref(),
+            Some("the free plan allows 100 AI replies a month; 100 used in 2026-11")
+        );
+        assert!(reached(100, 101));
+        // A cap of 0 forbids the metric outright.
+        assert!(reached(0, 0));
+        assert!(!reached(1, -5));
+    }
+
+    #[test]
+    fn seconds_are_also_shown_in_minutes_rounded_up() {
+        let m = metric_usage(usage::CALL_SECONDS, 61, Some(90));
+        assert_eq!((m.used_minutes, m.limit_minutes), (Some(2), Some(2)));
+        assert!(!m.over_limit);
+        let m = metric_usage(usage::RECORDED_SECONDS, 120, Some(120));
+        assert_eq!((m.used_minutes, m.limit_minutes), (Some(2), Some(2)));
+        assert!(m.over_limit);
+        let m = metric_usage(usage::MESSAGES_IN, 7, None);
+        assert_eq!(
+            (m.used_minutes, m.limit_minutes, m.over_limit),
+            (None, None, false)
+        );
+    }
+
+    #[test]
+    fn operator_stats_add_up() {
+        let plans = Plans::parse_env("free:ai_replies=10,messages_out=0").unwrap();
+        let companies = [
+            ("free".to_owned(), "active".to_owned(), 3),
+            ("pro".to_owned(), "active".to_owned(), 1),
+            ("no-such-tier".to_owned(), "closed".to_owned(), 1),
+        ];
+        let values = [
+            ("free".to_owned(), usage::AI_REPLIES.to_owned(), 10),
+            ("free".to_owned(), usage::AI_REPLIES.to_owned(), 3),
+            ("pro".to_owned(), usage::AI_REPLIES.to_owned(), 12_345),
+            ("free".to_owned(), usage::MESSAGES_OUT.to_owned(), 1),
+        ];
+        let s = operator_stats(&plans, "2026-11", &companies, &values);
+        assert_eq!(
+            s.companies,
+            CompanyCounts {
+                total: 5,
+                active: 4,
+                closed: 1
+            }
+        );
+        assert_eq!(
+            s.plans.get("free"),
+            Some(&4),
+            "the unknown tier bills as free"
+        );
+        assert_eq!(s.plans.get("pro"), Some(&1));
+        assert_eq!(s.plans.get("enterprise"), Some(&0));
+        assert!(!s.plans.contains_key("no-such-tier"));
+        // Over: the free company at its cap of 10, and pro (built-in cap 10 000) at 12 345.
+        let ai = &s.metrics[usage::AI_REPLIES];
+        assert_eq!(
+            (ai.total, ai.companies_using, ai.companies_over_limit),
+            (12_358, 3, 2)
+        );
+        let buckets: Vec<(i64, i64)> = ai.histogram.iter().map(|b| (b.from, b.companies)).collect();
+        assert_eq!(
+            buckets,
+            [
+                (0, 2),
+                (1, 1),
+                (10, 1),
+                (100, 0),
+                (1_000, 0),
+                (10_000, 1),
+                (100_000, 0),
+                (1_000_000, 0)
+            ]
+        );
+        assert_eq!(ai.histogram.last().map(|b| b.to), Some(None));
+        // messages_out capped at 0 on free: all four free companies are over it, used or not.
+        let out = &s.metrics[usage::MESSAGES_OUT];
+        assert_eq!(
+            (out.total, out.companies_using, out.companies_over_limit),
+            (1, 1, 4)
+        );
+        for m in s.metrics.values() {
+            assert_eq!(m.histogram.iter().map(|b| b.companies).sum::<i64>(), 5);
+        }
+        assert_eq!(s.metrics.len(), usage::LIMITABLE.len());
+    }
+}
