@@ -6,4 +6,5 @@
 mod common;
 
 mod ai;
+mod export;
 mod foundation;
