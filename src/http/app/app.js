@@ -143,6 +143,7 @@ async function boot() {
   });
   phone.on("message", (message) => inbox.onMessage(message));
   phone.on("channel", (account) => inbox.onChannel(account));
+  phone.on("suggestion", (suggestion) => inbox.onSuggestion(suggestion));
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   onUnauthorized(() => {

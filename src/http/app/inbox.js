@@ -50,6 +50,8 @@ export function init({ onDial }) {
     }
   });
   $("reply-as-note").addEventListener("change", () => showReplyMode());
+  $("suggestion-use").addEventListener("click", () => useSuggestion());
+  $("suggestion-dismiss").addEventListener("click", () => dismissSuggestion());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && me) loadConversations({ quiet: true });
   });
@@ -185,7 +187,8 @@ export function openCustomer(customerId, { conversationId = null } = {}) {
     }
   }
   const token = ++viewToken;
-  view = { customerId, conversationId, cursor: null, token, conversation: null };
+  view = { customerId, conversationId, cursor: null, token, conversation: null, suggestion: null, using: null };
+  $("suggestion").hidden = true;
   showReplyMode();
   if (conversationId !== null) loadConversationDetails(view);
   fill($("customer-card"), el("p", { class: "muted", text: "Loading the customer…" }));
@@ -220,6 +223,7 @@ function showEmptyCustomer() {
   $("reply-send").disabled = true;
   $("reply-channel").hidden = true;
   $("reply-note-wrap").hidden = true;
+  $("suggestion").hidden = true;
 }
 
 const CHANNEL_NAMES = { messenger: "Messenger", instagram: "Instagram", whatsapp_cloud: "WhatsApp", waha: "WhatsApp (WAHA)" };
@@ -231,6 +235,7 @@ async function loadConversationDetails(current) {
     if (current.token !== viewToken) return;
     current.conversation = conversation;
     showReplyMode();
+    if (conversation.channel) loadSuggestion(current);
     if (conversation.channel && conversation.channel.status === "connected") {
       api.post(`/conversations/${encodeURIComponent(current.conversationId)}/read`, {}).catch(() => {});
     }
@@ -294,6 +299,58 @@ export function onChannel(account) {
   showReplyMode();
 }
 
+/** The conversation's newest AI suggestion, shown when it is ready to use. */
+async function loadSuggestion(current) {
+  try {
+    const list = await api.get(`/conversations/${encodeURIComponent(current.conversationId)}/suggestions`);
+    if (current.token !== viewToken) return;
+    showSuggestion(Array.isArray(list) ? list[0] : null);
+  } catch (e) {
+    // No suggestions for this agent or conversation: the box works without them.
+  }
+}
+
+function showSuggestion(suggestion) {
+  if (!view) return;
+  const ready = Boolean(suggestion && suggestion.state === "ready" && suggestion.text);
+  view.suggestion = ready ? suggestion : null;
+  $("suggestion-text").textContent = ready ? suggestion.text : "";
+  $("suggestion").hidden = !ready;
+}
+
+/** A suggestion was made or used: show it if it belongs to the open conversation. */
+export function onSuggestion(suggestion) {
+  if (!view || !suggestion || Number(view.conversationId) !== Number(suggestion.conversation_id)) return;
+  if (suggestion.state === "ready" || (view.suggestion && view.suggestion.id === suggestion.id)) {
+    showSuggestion(suggestion);
+  }
+  if (suggestion.state === "sent") loadTimeline();
+}
+
+/** Puts the suggestion in the box to edit; sending it accepts the suggestion. */
+function useSuggestion() {
+  if (!view || !view.suggestion) return;
+  $("reply-as-note").checked = false;
+  showReplyMode();
+  view.using = view.suggestion.id;
+  const text = $("reply-text");
+  text.value = view.suggestion.text;
+  text.focus();
+}
+
+async function dismissSuggestion() {
+  if (!view || !view.suggestion) return;
+  const id = view.suggestion.id;
+  try {
+    await api.post(`/suggestions/${encodeURIComponent(id)}/dismiss`, {});
+    if (view && view.using === id) view.using = null;
+    showSuggestion(null);
+    announce("Suggestion dismissed");
+  } catch (e) {
+    $("reply-error").textContent = `Suggestion not dismissed: ${errorText(e)}`;
+  }
+}
+
 /** Sends the box's text as a reply on the channel or as a note, whichever the box is set to. */
 async function submitReply() {
   if (!view) return;
@@ -311,7 +368,12 @@ async function submitReply() {
   }
   send.disabled = true;
   try {
-    if (reply) {
+    if (reply && current.using !== null && current.using !== undefined) {
+      // The agent's (possibly edited) version of a suggestion: sent, and the suggestion used.
+      await api.post(`/suggestions/${encodeURIComponent(current.using)}/accept`, { text: body });
+      current.using = null;
+      showSuggestion(null);
+    } else if (reply) {
       await api.post(`/conversations/${encodeURIComponent(current.conversationId)}/messages`, { text: body });
     } else {
       await api.post(`/customers/${encodeURIComponent(current.customerId)}/notes`, {

@@ -310,6 +310,10 @@ function onFrame(text) {
       case "channel":
         emit("channel", frame.account);
         break;
+      case "suggestion":
+        // An AI reply suggestion was made or used (only channels the business opted in).
+        emit("suggestion", frame.suggestion);
+        break;
       default:
         console.debug("masterz: unknown frame type ignored:", frame.type);
     }
