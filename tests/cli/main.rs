@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod calls;
+mod export;
 mod recording;
 mod serve;
 mod sip;
