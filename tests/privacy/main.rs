@@ -6,5 +6,6 @@
 mod common;
 
 mod ai;
+mod billing;
 mod export;
 mod foundation;
