@@ -1,7 +1,7 @@
 //! A scriptable fake of an OpenAI-compatible Chat Completions API on 127.0.0.1 port 0: every
 //! request is recorded; answers come from a queue of canned responses, else a success whose text
 //! names the request's number (`Suggested reply 3`).
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
