@@ -146,7 +146,7 @@ async fn prepare(dir: &Path) -> Result<(), ApiError> {
 /// context sent to the model. Audited (`export`).
 #[utoipa::path(get, path = "/customers/{id}/export", tag = "export",
     params(("id" = i64, Path, description = "customer id")),
-    responses((status = 200, body = CustomerExport),
+    responses((status = 200, body = CustomerExport, description = "the customer's data"),
         (status = 403, body = ErrorBody, description = "the role lacks `data:export`"),
         (status = 404, body = ErrorBody, description = "no such customer in the caller's company")))]
 async fn customer_export(
