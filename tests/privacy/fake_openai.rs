@@ -26,10 +26,13 @@ pub struct Seen {
     pub raw: String,
 }
 
+/// A canned answer: status, headers, JSON body.
+type Canned = (u16, Vec<(String, String)>, Value);
+
 #[derive(Default)]
 struct Inner {
     seen: Vec<Seen>,
-    script: Vec<(u16, Vec<(String, String)>, Value)>,
+    script: Vec<Canned>,
 }
 
 /// The running fake.
