@@ -94,8 +94,8 @@ impl Plans {
     }
 
     /// The plan of a company whose tier is `tier`, with the name it is billed under: the plan
-    /// of that name, else the [`FALLBACK_PLAN`], else (when even that was configured away,
-    /// which [`Plans::insert`] does not allow) no caps.
+    /// of that name, else the [`FALLBACK_PLAN`]. `None` cannot happen with plans built here (the
+    /// configuration replaces built-in plans but never removes one); it would mean no caps.
     pub fn for_tier<'a>(&'a self, tier: &'a str) -> (&'a str, Option<&'a Plan>) {
         match self.plans.get(tier) {
             Some(plan) => (tier, Some(plan)),
@@ -114,16 +114,16 @@ impl Plans {
     }
 
     /// Adds `plan` as `name`, replacing a plan of that name. The name must be 1–64 characters
-    /// of `a-z`, `0-9`, `_`, `-` (it is what `companies.plan_tier` holds).
+    /// of `a-z`, `0-9` and `-`: what `masterz admin update-company --plan-tier` accepts.
     pub fn insert(&mut self, name: &str, plan: Plan) -> Result<(), String> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid {
             return Err(format!(
-                "plan name {name:?} must be 1–64 characters of a-z, 0-9, _ and -"
+                "plan name {name:?} must be 1–64 characters of a-z, 0-9 and -"
             ));
         }
         self.plans.insert(name.to_owned(), plan);
@@ -357,6 +357,7 @@ mod tests {
             ("free ai_replies=1", "expected NAME:METRIC=LIMIT"),
             ("free:ai_replies", "expected METRIC=LIMIT"),
             ("Free:ai_replies=1", "plan name \"Free\""),
+            ("big_plan:ai_replies=1", "plan name \"big_plan\""),
             (":ai_replies=1", "plan name \"\""),
             ("free:ai_replies=1,ai_replies=2", "given twice"),
         ] {
