@@ -292,6 +292,29 @@ async fn p26_company_and_customer_exports_hold_the_data_and_no_secret(backend: B
         .await
         .unwrap();
     assert_eq!(r_inv.status(), 201);
+    // More rows than one page (500) of an id-keyed and of a (month, metric)-keyed table.
+    sql(
+        s.store(),
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) \
+             INSERT INTO usage_counters (company_id, month, metric, value) \
+             SELECT {}, CAST(i / 3 AS TEXT), CAST(i % 3 AS TEXT), i FROM n",
+            acme.company
+        ),
+    )
+    .await;
+    sql(
+        s.store(),
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600) \
+             INSERT INTO messages (company_id, conversation_id, customer_id, direction, body, \
+               status, created_at) \
+             SELECT company_id, id, customer_id, 'in', 'bulk ' || CAST(i AS TEXT), 'received', i \
+             FROM conversations, n WHERE customer_id = {}",
+            a.other_customer
+        ),
+    )
+    .await;
     let invitation_token = r_inv.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
@@ -375,7 +398,31 @@ async fn p26_company_and_customer_exports_hold_the_data_and_no_secret(backend: B
         suggestion["context"]["messages"][0]["text"],
         "ACME-CONTEXT-6610"
     );
-    assert_eq!(rows(&files, "usage_counters")[0]["value"], 3);
+    // Paged through without a row lost or repeated.
+    let usage = rows(&files, "usage_counters");
+    assert!(usage.contains(&json!({"month": "2025-11", "metric": "messages_in", "value": 3})));
+    let keys: BTreeSet<String> = usage
+        .iter()
+        .map(|u| format!("{}/{}", u["month"], u["metric"]))
+        .collect();
+    let stored = texts(
+        s.store(),
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM usage_counters WHERE company_id = {}",
+            acme.company
+        ),
+    )
+    .await;
+    assert!(usage.len() > 1100);
+    assert_eq!(
+        (usage.len(), keys.len()),
+        (stored[0].parse().unwrap(), usage.len())
+    );
+    let ids: BTreeSet<i64> = rows(&files, "messages")
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 603);
     let account = &rows(&files, "channel_accounts")[0];
     assert_eq!(account["credential_keys"], json!(["api_key"]));
     assert!(account.get("credentials").is_none());
