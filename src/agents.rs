@@ -382,6 +382,12 @@ impl AgentHub {
             .map(|a| (a.shown(), !a.tabs.is_empty()))
     }
 
+    /// Forgets every agent of `company` (closed): their tabs' receivers end, which closes their
+    /// WebSockets.
+    pub fn disconnect_company(&self, company: CompanyId) {
+        self.lock().retain(|_, a| a.company != company);
+    }
+
     /// Sends `ping` to every tab (keepalive).
     pub fn ping_all(&self) {
         for a in self.lock().values() {

@@ -202,6 +202,7 @@ impl Server {
         let telephony = Arc::new(crate::telephony::start(state.clone()).await?);
         let _ = state.telephony.set(telephony);
         crate::messaging::spawn(&state);
+        crate::lifecycle::spawn(&state);
         crate::ai::spawn(state.clone());
         spawn_housekeeping(state.clone());
         Ok(Self {

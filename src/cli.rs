@@ -17,6 +17,7 @@ use crate::store::{self, audit::Actor};
 
 mod calls;
 mod export;
+mod lifecycle;
 mod messaging;
 mod recordings;
 mod sip;
@@ -141,6 +142,9 @@ enum Admin {
     SetRecording(recordings::SetRecording),
     /// Set or remove the consent prompt a trunk plays to callers before a recorded call rings.
     SetConsentPrompt(recordings::SetConsentPrompt),
+    /// Close a company (P20): logins, sessions, API tokens and SIP registrations end at once;
+    /// prints when all its data will be deleted (company_deletion_days; 0 deletes it now). Audited.
+    CloseCompany(lifecycle::CloseCompany),
     /// Create an API token for a user; prints the token alone on stdout.
     CreateToken {
         /// Company slug.
@@ -450,6 +454,7 @@ async fn run_admin(config: &Config, db: &store::Db, cmd: Admin) -> anyhow::Resul
         Admin::ListCalls(args) => calls::list_calls(db, args).await?,
         Admin::SetRecording(args) => recordings::set_recording(db, args).await?,
         Admin::SetConsentPrompt(args) => recordings::set_consent_prompt(db, args).await?,
+        Admin::CloseCompany(args) => lifecycle::close_company(config, db, args).await?,
         Admin::CreateToken {
             company,
             email,

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod http;
+pub mod lifecycle;
 pub mod media_engine;
 pub mod messaging;
 pub mod metrics;

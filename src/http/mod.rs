@@ -127,6 +127,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/sip", axum::routing::get(sip_websocket))
         .merge(app::routes())
         .merge(webhooks::routes(state.config.webhook_max_body_bytes))
+        .merge(crate::lifecycle::page::routes())
         .merge(api::usage::operator_routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -20,6 +20,10 @@ pub(super) fn routes(max_body: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/webhooks/meta", get(meta_handshake).post(meta_event))
         .route("/webhooks/waha/{account}", post(waha_event))
+        .route(
+            crate::lifecycle::callback::PATH,
+            post(crate::lifecycle::callback::meta_data_deletion),
+        )
         .layer(DefaultBodyLimit::max(max_body))
 }
 

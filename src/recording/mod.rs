@@ -14,7 +14,7 @@
 //! Recording is off unless the company switched it on (`companies.recording_enabled`) or the
 //! trunk's own `recording` setting says so; see [`Recorder::wanted`].
 
-mod janitor;
+pub(crate) mod janitor;
 mod prompts;
 mod recovery;
 mod writer;

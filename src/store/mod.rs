@@ -21,6 +21,7 @@ pub mod channels;
 pub mod companies;
 pub mod conversations;
 pub mod customers;
+pub mod deletion;
 pub mod integration_logs;
 pub mod knowledge;
 pub mod messages;

@@ -9,6 +9,7 @@ mod ai;
 mod billing;
 mod export;
 mod foundation;
+mod lifecycle;
 
 // The conformance tests of P1–P9, P11–P14, P18, P19, P22–P25 and their helpers; the SIP test
 // UA and the messaging harness (signed webhooks, the fake Graph/WAHA) are the other suites'.

@@ -126,7 +126,9 @@ async fn login(
         ));
     };
     if user.company_status != "active" {
-        store::auth::record_login(
+        // A closed company is deleted by the purge job, maybe while this runs: its user is then
+        // gone and the row cannot reference it. The answer is the same.
+        let recorded = store::auth::record_login(
             &mut conn.ex(),
             Some(user.company_id),
             Some(user.id),
@@ -135,7 +137,12 @@ async fn login(
             ua,
             "closed",
         )
-        .await?;
+        .await;
+        if let Err(e) = recorded
+            && !matches!(e, store::StoreError::Reference(_))
+        {
+            return Err(e.into());
+        }
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "company_closed",

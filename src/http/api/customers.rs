@@ -324,8 +324,10 @@ async fn update_customer(
     .ok_or_else(|| ApiError::not_found("customer"))
 }
 
-/// Deletes a customer and everything of theirs: identities, conversations, messages, calls,
-/// notes. Audited.
+/// Deletes a customer and everything of theirs: identities, conversations, messages, calls with
+/// their recording files, notes, AI suggestions and the integration-log rows that name them
+/// (the same erasure as `POST /customers/{id}/deletion`, which also answers the confirmation
+/// code). Audited.
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers", params(("id" = i64, Path, description = "customer id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
 async fn delete_customer(
@@ -333,21 +335,7 @@ async fn delete_customer(
     auth: Authz<perm::CustomersDelete>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin().await?;
-    if !store::customers::delete(&mut tx.ex(), auth.company(), id).await? {
-        return Err(ApiError::not_found("customer"));
-    }
-    audit::record(
-        &mut tx.ex(),
-        auth.company(),
-        &auth.actor(),
-        "delete",
-        "customer",
-        Some(id),
-        &serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
+    super::deletion::erase_customer(&state, &auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
