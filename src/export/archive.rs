@@ -144,7 +144,11 @@ pub(super) async fn dump(
 async fn recording_file(row: &[(&str, serde_json::Value)], data_dir: &Path) -> Option<String> {
     let field = |name: &str| row.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
     let path = field("path")?.as_str()?;
-    if field("status")?.as_str()? == "recording" || !safe_relative(path) {
+    // A control character would also break the one-path-per-line file list.
+    if field("status")?.as_str()? == "recording"
+        || !safe_relative(path)
+        || path.contains(char::is_control)
+    {
         return None;
     }
     let meta = tokio::fs::metadata(data_dir.join(path)).await.ok()?;
