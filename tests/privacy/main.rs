@@ -13,15 +13,15 @@ mod lifecycle;
 
 // The conformance tests of P1–P9, P11–P14, P18, P19, P22–P25 and their helpers; the SIP test
 // UA and the messaging harness (signed webhooks, the fake Graph/WAHA) are the other suites'.
+mod access;
 mod channels;
 mod protection;
+mod redaction;
 mod retention;
 mod support;
 mod telephony;
-#[allow(dead_code)]
 #[path = "../messaging/fake_provider.rs"]
 mod fake_provider;
-#[allow(dead_code)]
 #[path = "../messaging/harness.rs"]
 mod harness;
 #[path = "../peers/mod.rs"]
