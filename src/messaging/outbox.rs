@@ -410,6 +410,8 @@ async fn finish(state: &AppState, item: &Item, verdict: Verdict) -> store::Resul
     Ok(())
 }
 
+/// Removes the echo of our own reply that arrived (and was stored as a message of its own)
+/// before the send's answer; it is one message, so it is counted once in `messages_out` (P15).
 async fn dedupe_echo(
     ex: &mut Ex<'_>,
     company: CompanyId,
@@ -417,16 +419,19 @@ async fn dedupe_echo(
     message: i64,
     external_id: &str,
 ) -> store::Result<()> {
-    crate::store::q!(
+    let echoes = crate::store::q!(
         ex,
-        exec,
+        scalars i64,
         "DELETE FROM messages WHERE company_id = $1 AND channel_account_id = $2 AND external_id = $3 \
-           AND id <> $4 AND direction = 'out' AND sender_user_id IS NULL",
+           AND id <> $4 AND direction = 'out' AND sender_user_id IS NULL RETURNING created_at",
         company,
         account,
         external_id,
         message
     )?;
+    for at in echoes {
+        store::usage::add(ex, company, store::usage::MESSAGES_OUT, -1, at).await?;
+    }
     Ok(())
 }
 
