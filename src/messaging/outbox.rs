@@ -419,7 +419,8 @@ async fn dedupe_echo(
     message: i64,
     external_id: &str,
 ) -> store::Result<()> {
-    let echoes = crate::store::q!(
+    use crate::store::q;
+    let echoes = q!(
         ex,
         scalars i64,
         "DELETE FROM messages WHERE company_id = $1 AND channel_account_id = $2 AND external_id = $3 \
