@@ -6,8 +6,10 @@
 mod common;
 
 mod ai;
+mod ai_harness;
 mod billing;
 mod export;
+mod fake_openai;
 mod foundation;
 mod lifecycle;
 
