@@ -175,6 +175,27 @@ async fn p9_calls_are_logged_and_recorded_only_when_switched_on(backend: Backend
     ring().run_async().await.assert_success();
     let calls = ended_calls(&s, &tok, 1).await;
     let c = &calls[0];
+    // The caller is known by the number of the SIP From URI (P5), as an E.164 phone identity.
+    let customer = c["customer_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no customer: {c}"));
+    let who = expect(
+        &s,
+        Method::GET,
+        &format!("/api/v1/customers/{customer}"),
+        &tok,
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        who["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "phone" && i["external_id"] == CALLER),
+        "{who}"
+    );
     assert!(
         c["from_uri"]
             .as_str()
