@@ -290,7 +290,7 @@ pub async fn limit_reached(
     let Some(limit) = plan.and_then(|p| p.limit(metric)) else {
         return Ok(None);
     };
-    let month = usage::month_of(at_ms);
+    let month = usage::company_month(ex, company, at_ms).await?;
     let used = used(ex, company, &month, metric).await?;
     Ok(over_limit_reason(plan_name, metric, limit, used, &month))
 }

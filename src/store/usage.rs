@@ -1,7 +1,11 @@
-//! Billing counters (privacy promises P15, P16): one row per company, calendar month (UTC) and
-//! metric, incremented in the same transaction as what it counts. Counts only, no personal data.
+//! Billing counters (privacy promises P15, P16): one row per company, calendar month and metric,
+//! incremented in the same transaction as what it counts. Counts only, no personal data.
+//!
+//! A company's months are calendar months in its own time zone (`companies.time_zone`, P2: the
+//! zone is used for reports): a message at 23:30 UTC on 30 November is December's in Berlin.
 
-use chrono::{DateTime, Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
+use chrono_tz::Tz;
 
 use super::{CompanyId, Ex, Result, q};
 
@@ -44,7 +48,48 @@ pub fn month_of(at_ms: i64) -> String {
     format!("{:04}-{:02}", t.year(), t.month())
 }
 
-/// Adds `n` to `metric` of `company` for the month of `at_ms`.
+/// A time zone by its IANA name; UTC when the name is not one (the API only stores valid ones).
+pub fn parse_zone(name: &str) -> Tz {
+    name.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// The month (`YYYY-MM`) of a Unix-millisecond time in `zone`.
+pub fn month_in(at_ms: i64, zone: Tz) -> String {
+    let t = DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .with_timezone(&zone);
+    format!("{:04}-{:02}", t.year(), t.month())
+}
+
+/// The first and the one-past-last Unix millisecond of `month` (`YYYY-MM`) in `zone`.
+pub fn month_bounds_in(month: &str, zone: Tz) -> Option<(i64, i64)> {
+    let (from, to) = month_bounds(month)?;
+    let local = |utc_ms: i64| {
+        let naive = DateTime::from_timestamp_millis(utc_ms)?.naive_utc();
+        // Midnight can fall in a DST gap in a few zones: the earliest instant that exists.
+        zone.from_local_datetime(&naive)
+            .earliest()
+            .or_else(|| {
+                zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map(|t| t.timestamp_millis())
+    };
+    Some((local(from)?, local(to)?))
+}
+
+/// The time zone of `company`.
+pub async fn zone(ex: &mut Ex<'_>, company: CompanyId) -> Result<Tz> {
+    let name = q!(ex, scalar_opt String, "SELECT time_zone FROM companies WHERE id = $1", company)?;
+    Ok(name.as_deref().map_or(chrono_tz::UTC, parse_zone))
+}
+
+/// The month of `at_ms` in `company`'s time zone.
+pub async fn company_month(ex: &mut Ex<'_>, company: CompanyId, at_ms: i64) -> Result<String> {
+    Ok(month_in(at_ms, zone(ex, company).await?))
+}
+
+/// Adds `n` to `metric` of `company` for the month of `at_ms` (in the company's time zone).
 pub async fn add(
     ex: &mut Ex<'_>,
     company: CompanyId,
@@ -55,13 +100,14 @@ pub async fn add(
     if n == 0 {
         return Ok(());
     }
+    let month = company_month(ex, company, at_ms).await?;
     q!(
         ex,
         exec,
         "INSERT INTO usage_counters (company_id, month, metric, value) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (company_id, month, metric) DO UPDATE SET value = usage_counters.value + $4",
         company,
-        month_of(at_ms),
+        month,
         metric,
         n
     )?;
@@ -121,7 +167,7 @@ pub async fn plan_tier(ex: &mut Ex<'_>, company: CompanyId) -> Result<String> {
     )?)
 }
 
-/// Distinct users of `company` active in `month` (`YYYY-MM`, UTC): a successful login in the
+/// Distinct users of `company` active in `month` (`YYYY-MM`, the company's zone): a successful login in the
 /// month, or a session or API token last used (or a session opened) in it.
 ///
 /// Computed from the login history, sessions and tokens rather than counted: the login history
@@ -130,7 +176,8 @@ pub async fn plan_tier(ex: &mut Ex<'_>, company: CompanyId) -> Result<String> {
 /// that session's latest use (and in every month they logged in). For the current month the
 /// count is exact. An unparseable month counts nobody.
 pub async fn active_users(ex: &mut Ex<'_>, company: CompanyId, month: &str) -> Result<i64> {
-    let Some((from, to)) = month_bounds(month) else {
+    let zone = zone(ex, company).await?;
+    let Some((from, to)) = month_bounds_in(month, zone) else {
         return Ok(0);
     };
     Ok(q!(
@@ -213,7 +260,26 @@ pub async fn month_active_users(ex: &mut Ex<'_>, month: &str) -> Result<Vec<(Str
 
 #[cfg(test)]
 mod tests {
-    use super::{month_bounds, month_of};
+    use super::{month_bounds, month_bounds_in, month_in, month_of, parse_zone};
+
+    #[test]
+    fn a_companys_months_are_its_own_time_zones() {
+        let berlin = parse_zone("Europe/Berlin");
+        // 2026-11-30T23:30Z is 00:30 on 1 December in Berlin, 18:30 on 30 November in New York.
+        let at = 1_796_081_400_000;
+        assert_eq!(month_in(at, berlin), "2026-12");
+        assert_eq!(month_in(at, parse_zone("America/New_York")), "2026-11");
+        assert_eq!(month_in(at, parse_zone("not a zone")), "2026-11");
+        // December in Berlin starts at 23:00 UTC the day before (CET, UTC+1).
+        let (from, to) = month_bounds_in("2026-12", berlin).unwrap();
+        assert_eq!(from, 1_796_083_200_000 - 3_600_000);
+        assert_eq!(month_in(from, berlin), "2026-12");
+        assert_eq!(month_in(from - 1, berlin), "2026-11");
+        assert_eq!(month_in(to, berlin), "2027-01");
+        // A summer month (CEST, UTC+2).
+        let (july, _) = month_bounds_in("2026-07", berlin).unwrap();
+        assert_eq!(july, month_bounds("2026-07").unwrap().0 - 7_200_000);
+    }
 
     #[test]
     fn months_are_utc_calendar_months() {

@@ -303,6 +303,35 @@ async fn p2_company_profile_with_a_unique_slug_and_a_valid_time_zone(backend: Ba
         (&changed["time_zone"], &changed["theme"]),
         (&json!("Europe/Berlin"), &json!("dark"))
     );
+    // The time zone is used for reports: a message at 23:30 UTC on 30 November is December's
+    // in Berlin, and the usage report of December counts it.
+    {
+        let mut conn = s.store().conn().await.unwrap();
+        store::usage::add(
+            &mut conn.ex(),
+            t.company,
+            "messages_in",
+            1,
+            1_796_081_400_000,
+        )
+        .await
+        .unwrap();
+    }
+    for (month, used) in [("2026-11", 0), ("2026-12", 1)] {
+        let report = expect(
+            &s,
+            Method::GET,
+            &format!("/api/v1/usage?month={month}"),
+            &t.admin_token,
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            report["metrics"]["messages_in"]["used"], used,
+            "{month}: {report}"
+        );
+    }
     // The plan tier is the operator's: an admin of the company cannot change it.
     let r = call(
         &s,

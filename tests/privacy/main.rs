@@ -17,17 +17,17 @@ mod lifecycle;
 // UA and the messaging harness (signed webhooks, the fake Graph/WAHA) are the other suites'.
 mod access;
 mod channels;
-mod protection;
-mod redaction;
-mod retention;
-mod support;
-mod telephony;
 #[path = "../messaging/fake_provider.rs"]
 mod fake_provider;
 #[path = "../messaging/harness.rs"]
 mod harness;
 #[path = "../peers/mod.rs"]
 mod peers;
+mod protection;
 #[allow(dead_code)]
 #[path = "../sip/raw.rs"]
 mod raw;
+mod redaction;
+mod retention;
+mod support;
+mod telephony;

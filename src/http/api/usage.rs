@@ -31,16 +31,17 @@ pub(crate) fn operator_routes() -> Router<Arc<AppState>> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct MonthQuery {
-    /// The month, `YYYY-MM` (UTC). Default: the current month.
+    /// The month, `YYYY-MM`: a calendar month in the company's time zone (the operator's
+    /// statistics: UTC). Default: the current month.
     #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     month: Option<String>,
 }
 
-/// The month asked for, or the current one; a malformed month is a 422.
-fn month(q: &MonthQuery) -> Result<String, ApiError> {
+/// The month asked for (`None`: the current one); a malformed month is a 422.
+fn month(q: &MonthQuery) -> Result<Option<String>, ApiError> {
     match q.month.as_deref() {
-        None => Ok(usage::month_of(now_ms())),
-        Some(m) if usage::month_bounds(m).is_some() => Ok(m.to_owned()),
+        None => Ok(None),
+        Some(m) if usage::month_bounds(m).is_some() => Ok(Some(m.to_owned())),
         Some(_) => Err(ApiError::invalid(
             "month",
             "must be a month written YYYY-MM",
@@ -60,8 +61,12 @@ async fn get_usage(
     auth: Authz<perm::UsageRead>,
     ApiQuery(q): ApiQuery<MonthQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {
-    let month = month(&q)?;
     let mut conn = state.db.conn().await?;
+    let month = match month(&q)? {
+        Some(m) => m,
+        // The current month where the company is (P2: its time zone is used for reports).
+        None => usage::company_month(&mut conn.ex(), auth.company(), now_ms()).await?,
+    };
     Ok(Json(
         billing::usage_report(&mut conn.ex(), &state.config, auth.company(), &month).await?,
     ))
@@ -95,7 +100,7 @@ async fn operator_stats(
         return Err(ApiError::unauthorized());
     }
     let ApiQuery(q) = query?;
-    let month = month(&q)?;
+    let month = month(&q)?.unwrap_or_else(|| usage::month_of(now_ms()));
     let mut conn = state.db.conn().await?;
     Ok(Json(
         billing::load_operator_stats(&mut conn.ex(), &state.config, &month).await?,
