@@ -136,8 +136,19 @@ pub async fn purge_due(place: Place<'_>) -> store::Result<Vec<(CompanyId, Purged
 }
 
 /// Removes `<data_dir>/recordings/<company id>` with whatever is left in it (a file whose row
-/// never made it, an empty day directory).
+/// never made it, an empty day directory), and any export archive of the company that a crash
+/// left in `<data_dir>/exports/` (`export-<company id>-<random>.tar.gz`).
 async fn remove_company_dir(data_dir: &Path, company: CompanyId) {
+    let prefix = format!("export-{}-", company.0);
+    if let Ok(mut entries) = tokio::fs::read_dir(data_dir.join("exports")).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                if let Err(e) = tokio::fs::remove_file(entry.path()).await {
+                    tracing::warn!(%company, file = %entry.path().display(), error = %e, "cannot remove a left-over export");
+                }
+            }
+        }
+    }
     let dir = data_dir.join("recordings").join(company.0.to_string());
     match tokio::fs::remove_dir_all(&dir).await {
         Ok(()) => tracing::info!(%company, "removed the company's recordings directory"),

@@ -311,6 +311,14 @@ async fn p20_closing_a_company_ends_access_at_once_and_deletes_all_its_data(back
         .expect("a session cookie")
         .to_owned();
 
+    // An API export of each company that a crash left behind (built under `exports/`).
+    let exports = s.data_dir().join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    let left_gone = exports.join(format!("export-{}-0123456789abcdef.tar.gz", gone.company.0));
+    let left_kept = exports.join(format!("export-{}-0123456789abcdef.tar.gz", kept.company.0));
+    std::fs::write(&left_gone, "zqclosing archive").unwrap();
+    std::fs::write(&left_kept, "zbstaying archive").unwrap();
+
     // The wrong confirmation, or a role without company:close, closes nothing.
     let (st, _) = api(
         &s,
@@ -413,6 +421,11 @@ async fn p20_closing_a_company_ends_access_at_once_and_deletes_all_its_data(back
     assert!(
         named.is_empty(),
         "rows still naming the closed company's data: {named:?}"
+    );
+    assert!(!left_gone.exists(), "the closed company's left-over export");
+    assert!(
+        left_kept.exists(),
+        "the other company's left-over export went too"
     );
     let recordings = s.data_dir().join("recordings");
     let company_dir = recordings.join(gone.company.0.to_string());
