@@ -247,6 +247,7 @@ async fn apply_in(
                 company,
                 account: account_id,
                 kind,
+                ai: account.as_ref().is_some_and(|a| a.ai_suggestions),
                 report: &mut report,
                 changes: &mut changes,
                 profiles: 0,
@@ -274,6 +275,8 @@ struct Ctx<'a> {
     company: CompanyId,
     account: i64,
     kind: ChannelKind,
+    /// The channel has AI reply suggestions on.
+    ai: bool,
     report: &'a mut Report,
     changes: &'a mut Vec<Change>,
     /// Profile look-ups queued.
@@ -445,8 +448,8 @@ impl Ctx<'_> {
                 self.report.added += 1;
                 if !inbound {
                     msgs::apply_receipts(ex, company, account, &m.external_id).await?;
-                } else {
-                    // A reply suggestion, when the channel has them on (P17), with the message.
+                } else if self.ai {
+                    // A reply suggestion, as the channel has them on (P17), with the message.
                     store::ai::enqueue_if_enabled(ex, company, account, conversation, customer, id)
                         .await?;
                 }

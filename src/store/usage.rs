@@ -4,6 +4,10 @@
 //! A company's months are calendar months in its own time zone (`companies.time_zone`, P2: the
 //! zone is used for reports): a message at 23:30 UTC on 30 November is December's in Berlin.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
@@ -78,10 +82,35 @@ pub fn month_bounds_in(month: &str, zone: Tz) -> Option<(i64, i64)> {
     Some((local(from)?, local(to)?))
 }
 
+/// Company time zones as last read, so that counting a message does not read its company's row
+/// each time. An entry is trusted for [`ZONE_TTL`]; [`forget_zone`] drops it when the zone changes
+/// in this process (another process's change is seen within the TTL).
+static ZONES: LazyLock<Mutex<HashMap<CompanyId, (Tz, Instant)>>> = LazyLock::new(Mutex::default);
+const ZONE_TTL: Duration = Duration::from_secs(60);
+
 /// The time zone of `company`.
 pub async fn zone(ex: &mut Ex<'_>, company: CompanyId) -> Result<Tz> {
+    let cached = ZONES
+        .lock()
+        .ok()
+        .and_then(|z| z.get(&company).copied())
+        .filter(|(_, at)| at.elapsed() < ZONE_TTL);
+    if let Some((zone, _)) = cached {
+        return Ok(zone);
+    }
     let name = q!(ex, scalar_opt String, "SELECT time_zone FROM companies WHERE id = $1", company)?;
-    Ok(name.as_deref().map_or(chrono_tz::UTC, parse_zone))
+    let zone = name.as_deref().map_or(chrono_tz::UTC, parse_zone);
+    if let Ok(mut zones) = ZONES.lock() {
+        zones.insert(company, (zone, Instant::now()));
+    }
+    Ok(zone)
+}
+
+/// Forgets the cached zone of `company` (its time zone was changed, or it was deleted).
+pub fn forget_zone(company: CompanyId) {
+    if let Ok(mut zones) = ZONES.lock() {
+        zones.remove(&company);
+    }
 }
 
 /// The month of `at_ms` in `company`'s time zone.

@@ -132,5 +132,7 @@ async fn update_company(
     )
     .await?;
     tx.commit().await?;
+    // Usage is counted in the company's months: the next count reads the new zone.
+    store::usage::forget_zone(company.id);
     Ok(Json(company))
 }
