@@ -142,10 +142,10 @@ async fn remove_company_dir(data_dir: &Path, company: CompanyId) {
     let prefix = format!("export-{}-", company.0);
     if let Ok(mut entries) = tokio::fs::read_dir(data_dir.join("exports")).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                if let Err(e) = tokio::fs::remove_file(entry.path()).await {
-                    tracing::warn!(%company, file = %entry.path().display(), error = %e, "cannot remove a left-over export");
-                }
+            if entry.file_name().to_string_lossy().starts_with(&prefix)
+                && let Err(e) = tokio::fs::remove_file(entry.path()).await
+            {
+                tracing::warn!(%company, file = %entry.path().display(), error = %e, "cannot remove a left-over export");
             }
         }
     }
