@@ -2,22 +2,19 @@
 //! `Retry-After`, give up on `insufficient_quota`…), and a redacted record of the exchange for
 //! `integration_logs` (P12: the key never leaves this module unredacted).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::messaging::clients::{Exchange, parse_retry_after};
+use crate::messaging::clients::Exchange;
 use crate::messaging::redact;
+use crate::messaging::wire::{self, truncate};
 use crate::secrets::Secret;
 
 /// Connecting may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A whole request may take this long (models can be slow to answer).
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// A response body is read up to this size.
-const MAX_READ_BODY: usize = 1024 * 1024;
-/// A logged body is cut to this size.
-const MAX_LOGGED_BODY: usize = 64 * 1024;
 
 /// One chat message of a request.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -123,25 +120,14 @@ impl Client {
     }
 }
 
-/// Sends and reads the status, `Retry-After` and body (up to [`MAX_READ_BODY`]).
+/// Sends and reads the status, `Retry-After` and body.
 async fn read(
     request: reqwest::RequestBuilder,
 ) -> Result<(u16, Option<Duration>, Vec<u8>), reqwest::Error> {
     let mut response = request.send().await?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_READ_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if chunk.len() >= room {
-            break;
-        }
-    }
+    let retry_after = wire::retry_after(&response);
+    let body = wire::read_body(&mut response).await?;
     Ok((status, retry_after, body))
 }
 
@@ -153,18 +139,6 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed".into()
     }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_LOGGED_BODY {
-        let mut end = MAX_LOGGED_BODY;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("…[truncated]");
-    }
-    text
 }
 
 /// Classifies a response (see the error table in `shared/contracts/messaging.md`).

@@ -14,13 +14,14 @@
 //! The request bodies ([`Request::body`]) and the reading of responses ([`interpret_response`])
 //! are pure functions, tested without a network.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::event::ProviderError;
 use super::redact;
+use super::wire::{self, truncate};
 use crate::secrets::Secret;
 
 #[path = "graph.rs"]
@@ -41,13 +42,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a whole call (connect, send, read the response) may take.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How much of a response body goes into an [`Exchange`].
-pub const MAX_LOGGED_BODY: usize = 64 * 1024;
-
-/// How much of a response body is read at all; the providers' answers are a few hundred bytes,
-/// so anything beyond is cut rather than buffered.
-const MAX_READ_BODY: usize = 1024 * 1024;
 
 /// The HTTP client for all providers.
 #[derive(Clone, Debug)]
@@ -402,7 +396,7 @@ pub struct Exchange {
     pub request_body: Option<String>,
     /// The HTTP status, when a response came.
     pub status: Option<u16>,
-    /// The response body, redacted and cut to [`MAX_LOGGED_BODY`] bytes.
+    /// The response body, redacted and cut to [`wire::MAX_LOGGED_BODY`] bytes.
     pub response_body: Option<String>,
     /// From sending the request to having read the response.
     pub duration_ms: i64,
@@ -506,7 +500,7 @@ impl Clients {
         (result, exchange)
     }
 
-    /// Sends one request and reads the response (up to [`MAX_READ_BODY`]); never interprets it.
+    /// Sends one request and reads the response (up to [`wire::MAX_READ_BODY`]); never interprets it.
     async fn execute(
         &self,
         provider: Provider,
@@ -606,17 +600,11 @@ async fn read(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let retry_after = header("retry-after")
-        .and_then(|v| parse_retry_after(&v, SystemTime::now()))
+    let retry_after = wire::retry_after(&response)
         .or_else(|| header("x-business-use-case-usage").and_then(|v| graph::buc_regain(&v)));
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| (Some(status), e))? {
-        let room = MAX_READ_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if chunk.len() >= room {
-            break;
-        }
-    }
+    let body = wire::read_body(&mut response)
+        .await
+        .map_err(|e| (Some(status), e))?;
     Ok(RawResponse {
         status,
         body,
@@ -693,16 +681,6 @@ fn finish<T>(
     }
 }
 
-/// Cuts a stored body to [`MAX_LOGGED_BODY`] bytes at a character boundary.
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_LOGGED_BODY {
-        let end = text.floor_char_boundary(MAX_LOGGED_BODY);
-        text.truncate(end);
-        text.push_str("…[truncated]");
-    }
-    text
-}
-
 /// Reads a provider's response to a [`Request`]: the created id on success, a classified error
 /// otherwise. `retry_after` is what the response headers said; every message is scrubbed of
 /// `secrets`.
@@ -717,19 +695,4 @@ pub fn interpret_response(
         Provider::Meta => graph::interpret(status, retry_after, body, secrets),
         Provider::Waha => waha_api::interpret(status, retry_after, body, secrets),
     }
-}
-
-/// Parses a `Retry-After` value: delay-seconds, or an HTTP date (IMF-fixdate, e.g.
-/// `Wed, 21 Oct 2015 07:28:00 GMT`) counted from `now`; a date in the past means no wait.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // Not RFC 9110, but seen in the wild.
-    if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at: SystemTime = chrono::DateTime::parse_from_rfc2822(value).ok()?.into();
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::messaging::wire::{MAX_LOGGED_BODY, parse_retry_after};
 
 const TOKEN: &str = "EAAB-planted-page-token";
 const APP_SECRET: &str = "app-secret-planted";

@@ -22,6 +22,7 @@ pub mod redact;
 pub mod reply;
 pub mod signature;
 pub mod waha;
+pub mod wire;
 
 use std::sync::Arc;
 
