@@ -16,8 +16,13 @@ if ! command -v schemathesis >/dev/null 2>&1; then
     hash -r
 fi
 ST=$(command -v schemathesis || echo "python3 -m schemathesis.cli")
-cargo build --quiet --bin masterz
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/masterz
+# The binary the test suite built (scripts/test.sh passes it): `cargo build --bin masterz` would
+# resolve features without the dev-dependencies and compile a second copy of much of the tree.
+BIN=${MASTERZ_BIN:-}
+if [ -z "$BIN" ]; then
+    cargo test --quiet --workspace --locked --no-run
+    BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/masterz
+fi
 WORK=$(mktemp -d /tmp/masterz-apifuzz.XXXXXX)
 export MASTERZ_DATA_DIR=$WORK/data MASTERZ_LOGIN_MAX_FAILURES_PER_IP=1000000 MASTERZ_LOGIN_MAX_FAILURES_PER_ACCOUNT=1000000
 unset MASTERZ_DATABASE_URL

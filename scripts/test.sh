@@ -77,6 +77,10 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
 export MASTERZ_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 # --- Rust -------------------------------------------------------------------------------------
+# One build from scratch: incremental state would only add gigabytes to the target directory.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+df -h "${CARGO_TARGET_DIR:-$PWD/target}/.." 2>/dev/null | tail -1 | awk '{print "disk: " $4 " free of " $2}'
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -90,7 +94,7 @@ status=${PIPESTATUS[0]}
 set -e
 
 log "API fuzzing: schemathesis against the OpenAPI document (no 5xx, documented statuses and schemas)"
-if ! bash scripts/api-fuzz.sh 40; then
+if ! MASTERZ_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/masterz" bash scripts/api-fuzz.sh 40; then
     echo "API fuzzing failed"
     status=1
 fi
@@ -98,5 +102,6 @@ fi
 passed=$(grep -Eo 'test result: .* ([0-9]+) passed' "${TMPDIR:-/tmp}/masterz-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "${TMPDIR:-/tmp}/masterz-test.log" | awk '{s+=$1} END {print s+0}')
 echo
+du -sh "${CARGO_TARGET_DIR:-$PWD/target}" 2>/dev/null | awk '{print "target directory: " $1}'
 echo "$passed passed, $failed failed"
 exit "$status"
