@@ -35,6 +35,7 @@ mod attended;
 mod audio;
 mod bad_input;
 mod browser;
+mod browser_inbox;
 mod click;
 mod crash;
 mod inbound;
