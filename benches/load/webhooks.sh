@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Signed Meta webhook ingestion under load (benches/load/webhooks.rs): SQLite, then PostgreSQL
+# Signed Meta webhook ingestion under load (benches/load/webhooks/): SQLite, then PostgreSQL
 # when a URL is given. Each connection count gets a fresh release server and database; the server
 # is SIGKILLed at the end of the load and every event answered 200 is looked up in the database.
 #

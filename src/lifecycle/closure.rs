@@ -104,7 +104,7 @@ pub async fn purge_due(place: Place<'_>) -> store::Result<Vec<(CompanyId, Purged
     for company in due {
         let purged = {
             let _turn = match place.gate {
-                Some(g) => g.turn(place.db).await,
+                Some(g) => Some(g.background_turn(place.db).await),
                 None => None,
             };
             let mut tx = place.db.begin().await?;

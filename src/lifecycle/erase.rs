@@ -75,7 +75,7 @@ pub async fn erase(
     let mut total = Counts::default();
     {
         let _turn = match place.gate {
-            Some(g) => g.turn(place.db).await,
+            Some(g) => Some(g.background_turn(place.db).await),
             None => None,
         };
         let mut tx = place.db.begin().await?;

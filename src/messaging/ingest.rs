@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::directory::{Directory, Route};
+pub use super::gate::WriteGate;
 use super::redact;
 use super::signature::{self, Rejection};
 use crate::domain::ChannelKind;
@@ -77,7 +78,7 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
-                let ok = match write(&db, &gate, &jobs).await {
+                let ok = match write(&db, &gate, &mut jobs).await {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, rows, "cannot store webhook events");
@@ -107,30 +108,15 @@ impl Committer {
     }
 }
 
-async fn write(db: &Db, gate: &WriteGate, jobs: &[Job]) -> crate::store::Result<()> {
+async fn write(db: &Db, gate: &WriteGate, jobs: &mut [Job]) -> crate::store::Result<()> {
+    let rows: Vec<NewLog> = jobs
+        .iter_mut()
+        .flat_map(|j| std::mem::take(&mut j.rows))
+        .collect();
     let _turn = gate.turn(db).await;
     let mut tx = db.begin().await?;
-    let rows: Vec<NewLog> = jobs.iter().flat_map(|j| j.rows.iter().cloned()).collect();
     integration_logs::insert_many(&mut tx.ex(), &rows).await?;
     tx.commit().await
-}
-
-/// Turns at SQLite's single write lock for the bridge's two busy writers, the committer and the
-/// processor. Without it they meet in SQLite's busy handler, which sleeps in growing steps (up to
-/// 100 ms) before it retries: under load the webhook answers waited for those sleeps. A fair
-/// async mutex hands the lock over the moment the other transaction commits, and keeps a busy
-/// processor from starving the committer (FIFO). PostgreSQL locks rows, so it needs no gate.
-#[derive(Clone, Debug, Default)]
-pub struct WriteGate(Arc<tokio::sync::Mutex<()>>);
-
-impl WriteGate {
-    /// Waits for this writer's turn on SQLite; on PostgreSQL returns at once.
-    pub async fn turn(&self, db: &Db) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match db.backend() {
-            crate::store::Backend::Sqlite => Some(self.0.lock().await),
-            crate::store::Backend::Postgres => None,
-        }
-    }
 }
 
 /// What a webhook request gets.

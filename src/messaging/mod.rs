@@ -14,6 +14,7 @@
 pub mod clients;
 pub mod directory;
 pub mod event;
+pub mod gate;
 pub mod ingest;
 pub mod meta;
 pub mod outbox;

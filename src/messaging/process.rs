@@ -97,18 +97,24 @@ pub async fn run_once(state: &AppState) -> store::Result<usize> {
 /// How long one group transaction may keep applying rows: long enough to share a commit among
 /// many rows, short enough that the webhook committer never waits long for the write lock.
 const GROUP_BUDGET: Duration = Duration::from_millis(5);
+/// When the committer waits, a group stops after this long: a webhook waits for about this much
+/// background work, and the group still shares its commit among a few rows.
+const YIELD_AFTER: Duration = Duration::from_millis(2);
 
-/// Applies rows from the front of `rows` in one transaction for as long as [`GROUP_BUDGET`]
-/// allows (at least one); returns how many. On an error nothing of the group is kept.
+/// Applies rows from the front of `rows` in one transaction (at least one; returns how many) until
+/// [`GROUP_BUDGET`] is spent or the webhook committer waits for the write lock. On an error
+/// nothing of the group is kept.
 async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize> {
+    let gate = &state.messaging.gate;
+    let turn = gate.background_turn(&state.db).await;
     let started = std::time::Instant::now();
-    let turn = state.messaging.gate.turn(&state.db).await;
     let mut tx = state.db.begin().await?;
     let mut done = 0;
     let mut news = Vec::new();
     let mut profiles = 0;
     for row in rows {
-        if done > 0 && started.elapsed() > GROUP_BUDGET {
+        let spent = started.elapsed();
+        if done > 0 && (spent > GROUP_BUDGET || (spent > YIELD_AFTER && gate.urgent())) {
             break;
         }
         done += 1;
@@ -197,7 +203,7 @@ async fn apply_all(
     events: &[InboundEvent],
     again: bool,
 ) -> store::Result<(Report, Vec<Change>)> {
-    let turn = state.messaging.gate.turn(&state.db).await;
+    let turn = state.messaging.gate.background_turn(&state.db).await;
     let mut tx = state.db.begin().await?;
     let (report, changes, profiles) =
         apply_in(&mut tx.ex(), company, account_id, row, events, again).await?;

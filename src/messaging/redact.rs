@@ -44,13 +44,17 @@ pub fn is_secret_header(name: &str) -> bool {
 /// Replaces every occurrence of each known secret (ignoring ones shorter than 4 characters, which
 /// would mangle ordinary text) by `[redacted]`.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
+    scrub_owned(text.to_owned(), secrets)
+}
+
+/// [`scrub`] on a string the caller gives up: copied only where a secret is replaced.
+fn scrub_owned(mut text: String, secrets: &[&str]) -> String {
     for s in secrets.iter().filter(|s| s.len() >= 4) {
-        if out.contains(s) {
-            out = out.replace(s, REDACTED);
+        if text.contains(s) {
+            text = text.replace(s, REDACTED);
         }
     }
-    out
+    text
 }
 
 /// Redacts a JSON value in place: secret keys lose their values.
@@ -76,7 +80,7 @@ pub fn redact_json(value: &mut serde_json::Value) {
 /// value scrubbed. Non-UTF-8 bytes are replaced.
 pub fn body(raw: &[u8], secrets: &[&str]) -> String {
     let text = String::from_utf8_lossy(raw);
-    let text = if might_hold_secret_key(raw) {
+    let text = if might_hold_secret_key(&text) {
         match serde_json::from_slice::<serde_json::Value>(raw) {
             Ok(mut v) => {
                 redact_json(&mut v);
@@ -87,25 +91,26 @@ pub fn body(raw: &[u8], secrets: &[&str]) -> String {
     } else {
         text.into_owned()
     };
-    scrub(&text, secrets)
+    scrub_owned(text, secrets)
 }
 
-/// A cheap pre-check on the raw bytes, so the usual webhook body (no secret keys) is stored as
+/// A cheap pre-check on the text, so the usual webhook body (no secret keys) is stored as
 /// received without a parse and a re-serialisation.
-fn might_hold_secret_key(raw: &[u8]) -> bool {
-    const NEEDLES: &[&[u8]] = &[
-        b"oken",
-        b"ecret",
-        b"assword",
-        b"pi_key",
-        b"pikey",
-        b"uthorization",
-        b"hmac",
-        b"signed_",
+fn might_hold_secret_key(text: &str) -> bool {
+    const NEEDLES: &[&str] = &[
+        "oken",
+        "ecret",
+        "assword",
+        "pi_key",
+        "pikey",
+        "uthorization",
+        "hmac",
+        "signed_",
     ];
-    NEEDLES
-        .iter()
-        .any(|n| raw.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
+    // One lower-cased copy searched with the standard library's vectorised substring search:
+    // eight byte-by-byte case-insensitive scans were 4 % of the server's time under webhook load.
+    let lower = text.to_ascii_lowercase();
+    NEEDLES.iter().any(|n| lower.contains(n))
 }
 
 /// A form-encoded body or query string with secret parameters redacted; other text unchanged.

@@ -524,10 +524,13 @@ async fn browser_agent_edits_and_dismisses_ai_suggestions() {
     assert_eq!(reply["sender_user_id"], agent.user.0, "{reply:#}");
     // The agent sees it in the timeline, sent (the page refreshes it on the message's frames).
     let item = format!("#timeline .timeline-item[data-kind=\"message\"][data-id=\"{reply_id}\"]");
-    b.wait_for(&item, T_ACT, |p| {
-        p.text.contains(&edited) && p.text.contains("sent")
-    })
-    .await;
+    let shown = b
+        .wait_for(&item, T_ACT, |p| {
+            p.text.contains(&edited) && p.text.contains("sent")
+        })
+        .await;
+    // Nothing but the item's own words (an absent part once showed as the text "null").
+    assert!(!shown.text.contains("null"), "{:?}", shown.text);
 
     // Path B: the next message's suggestion, dismissed.
     customer_writes(&pbx, 2, CUSTOMER[2]).await;

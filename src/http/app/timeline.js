@@ -144,8 +144,9 @@ export function timelineItem(item, { users = null, me = null, compact = false } 
         files),
       el("p", { class: "meta" }, `${item.direction === "out" ? "Sent by " + who : "From the customer"} · `,
         timeElement(item.at), item.status && item.direction === "out" ? ` · ${item.status}` : ""),
-      failed,
     );
+    // The DOM's own append writes a null as the text "null": only a real element goes in.
+    if (failed) li.append(failed);
   } else if (kind === "call") {
     const incoming = item.direction !== "out";
     const number = uriUser(incoming ? item.from_uri : item.to_uri);
