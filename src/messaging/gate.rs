@@ -16,8 +16,8 @@ use crate::store::{Backend, Db};
 /// the lock over the moment the other transaction commits. The committer goes first: a background
 /// writer waits while the committer is waiting or writing (at most [`MAX_DEFER`], so it is never
 /// starved), and cuts its own transaction short when the committer starts waiting
-/// ([`WriteGate::urgent`]). A webhook then waits for at most one background row, not a whole
-/// group. PostgreSQL locks rows, so it needs no gate.
+/// ([`WriteGate::urgent`]; the processor after 2 ms of work). A webhook then waits for a sliver
+/// of background work, not a whole group. PostgreSQL locks rows, so it needs no gate.
 #[derive(Clone, Debug, Default)]
 pub struct WriteGate(Arc<GateInner>);
 

@@ -31,7 +31,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::PASSWORD;
-use crate::pbx::{Agent, CALLER, Pbx, fixture, free_media_port, num, text, udp_socket_stats};
+use crate::pbx::{
+    Agent, CALLER, Pbx, fixture, free_media_port, items, num, text, udp_socket_stats,
+};
 use crate::peers::{self, free_port, sipp::Sipp};
 use crate::recording::{finished_recordings, goertzel, read_stereo, record_company, voiced};
 use crate::webdriver::{
@@ -93,43 +95,12 @@ async fn log_in(b: &Browser, pbx: &Pbx, agent: &Agent, login_shot: Option<&[Path
 /// (`GET /api/v1/agents`).
 async fn set_available(b: &Browser, pbx: &Pbx, agent: &Agent) {
     b.select("#presence", "available").await;
-    wait_api(
-        pbx,
-        "/api/v1/agents",
-        "the agent available in a browser",
-        |v| {
-            items(v).iter().any(|a| {
-                a["id"] == agent.user.0 && a["presence"] == "available" && a["browser"] == true
-            })
-        },
-    )
+    pbx.wait_api("/api/v1/agents", "the agent available in a browser", |v| {
+        items(v).iter().any(|a| {
+            a["id"] == agent.user.0 && a["presence"] == "available" && a["browser"] == true
+        })
+    })
     .await;
-}
-
-/// The items of a list answer (a bare array, or a page's `items`).
-fn items(v: &Value) -> Vec<Value> {
-    v.as_array()
-        .or_else(|| v["items"].as_array())
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Polls `GET path` as the company's admin (250 ms apart, 15 s at most) until `done` holds.
-async fn wait_api(pbx: &Pbx, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let r = pbx.req(Method::GET, path).send().await.unwrap();
-        let status = r.status();
-        let body = r.text().await.unwrap();
-        last = serde_json::from_str(&body)
-            .unwrap_or(json!({ "status": status.as_u16(), "body": body }));
-        if status.is_success() && done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("GET {path}: {what} within 15 s; last answer:\n{last:#}");
 }
 
 /// Waits for `#call-panel` in state `state`; returns its `data-leg`.
@@ -324,13 +295,13 @@ async fn browser_agent_answers_trunk_call() {
 
     // The recording, through the API: the caller left (440 Hz), the page's microphone right.
     finished_recordings(&pbx, 1).await;
-    let list = wait_api(
-        &pbx,
-        &format!("/api/v1/recordings?call_id={call_id}"),
-        "the call's recording",
-        |v| items(v).len() == 1,
-    )
-    .await;
+    let list = pbx
+        .wait_api(
+            &format!("/api/v1/recordings?call_id={call_id}"),
+            "the call's recording",
+            |v| items(v).len() == 1,
+        )
+        .await;
     let rec = items(&list).remove(0);
     let rec_id = num(&rec, "id");
     assert_eq!(text(&rec, "status"), "complete", "{rec:#}");
@@ -412,17 +383,19 @@ async fn browser_agent_answers_trunk_call() {
         "the recording does not seek in the page: {played}"
     );
     // The browser fetched it with ranges, as the agent (audited per request).
-    let audit = wait_api(
-        &pbx,
-        "/api/v1/audit-logs?limit=200",
-        "the agent's playback",
-        |v| {
-            items(v).iter().any(|r| {
-                r["action"] == "play" && r["entity_id"] == rec_id && r["actor_id"] == agent.user.0
-            })
-        },
-    )
-    .await;
+    let audit = pbx
+        .wait_api(
+            "/api/v1/audit-logs?limit=200",
+            "the agent's playback",
+            |v| {
+                items(v).iter().any(|r| {
+                    r["action"] == "play"
+                        && r["entity_id"] == rec_id
+                        && r["actor_id"] == agent.user.0
+                })
+            },
+        )
+        .await;
     let ranged = items(&audit).iter().any(|r| {
         let changes = match &r["changes"] {
             Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),

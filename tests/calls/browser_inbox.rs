@@ -25,13 +25,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use masterz::messaging::signature::meta_header;
 use masterz::secrets::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::PASSWORD;
-use crate::pbx::{Agent, Pbx, num, text};
+use crate::pbx::{Agent, Pbx, items, num, text};
 use crate::webdriver::{self, Browser, artifacts_dir};
 
 /// Logging in, and the socket connecting.
@@ -212,30 +211,6 @@ async fn api(pbx: &Pbx, method: Method, path: &str, body: Option<Value>, expect:
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
 }
 
-/// The items of a list answer (a bare array, or a page's `items`).
-fn items(v: &Value) -> Vec<Value> {
-    v.as_array()
-        .or_else(|| v["items"].as_array())
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Polls `GET path` as the admin (250 ms apart, 20 s at most) until `done` holds; returns it.
-async fn wait_api(pbx: &Pbx, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = api(pbx, Method::GET, path, None, 200).await;
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path}: {what} within 20 s; last answer:\n{v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// The suggestion `id` of conversation `conv` once `done` holds for it.
 async fn wait_suggestion(
     pbx: &Pbx,
@@ -245,10 +220,11 @@ async fn wait_suggestion(
     done: impl Fn(&Value) -> bool,
 ) -> Value {
     let path = format!("/api/v1/conversations/{conv}/suggestions");
-    let list = wait_api(pbx, &path, what, |v| {
-        items(v).iter().any(|s| s["id"] == id && done(s))
-    })
-    .await;
+    let list = pbx
+        .wait_api(&path, what, |v| {
+            items(v).iter().any(|s| s["id"] == id && done(s))
+        })
+        .await;
     items(&list)
         .into_iter()
         .find(|s| s["id"] == id)
@@ -274,20 +250,8 @@ async fn customer_writes(pbx: &Pbx, n: usize, text: &str) {
     }]}]})
     .to_string()
     .into_bytes();
-    let r = pbx
-        .s
-        .http
-        .post(pbx.s.url("/webhooks/meta"))
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            meta_header(APP_SECRET.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("POST /webhooks/meta");
-    assert_eq!(r.status(), 200, "the signed webhook {n} is taken");
+    let status = pbx.meta_webhook(APP_SECRET, body).await;
+    assert_eq!(status, 200, "the signed webhook {n} is taken");
 }
 
 /// Opens the app and logs in as `agent`; waits for the socket.
@@ -387,13 +351,13 @@ async fn browser_agent_edits_and_dismisses_ai_suggestions() {
 
     // The customer writes before the channel is opted in: a conversation, no suggestion.
     customer_writes(&pbx, 0, CUSTOMER[0]).await;
-    let list = wait_api(
-        &pbx,
-        "/api/v1/conversations",
-        "the customer's conversation",
-        |v| items(v).len() == 1,
-    )
-    .await;
+    let list = pbx
+        .wait_api(
+            "/api/v1/conversations",
+            "the customer's conversation",
+            |v| items(v).len() == 1,
+        )
+        .await;
     let conv = num(&items(&list)[0], "id");
     let suggestions = format!("/api/v1/conversations/{conv}/suggestions");
     let none = api(&pbx, Method::GET, &suggestions, None, 200).await;
@@ -504,17 +468,17 @@ async fn browser_agent_edits_and_dismisses_ai_suggestions() {
         "the suggestion keeps its own text"
     );
     let reply_id = num(&accepted, "reply_message_id");
-    let messages = wait_api(
-        &pbx,
-        &format!("/api/v1/conversations/{conv}/messages"),
-        "the reply sent",
-        |v| {
-            items(v)
-                .iter()
-                .any(|m| m["id"] == reply_id && m["status"] == "sent")
-        },
-    )
-    .await;
+    let messages = pbx
+        .wait_api(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            "the reply sent",
+            |v| {
+                items(v)
+                    .iter()
+                    .any(|m| m["id"] == reply_id && m["status"] == "sent")
+            },
+        )
+        .await;
     let reply = items(&messages)
         .into_iter()
         .find(|m| m["id"] == reply_id)

@@ -178,6 +178,48 @@ impl Pbx {
         self.s.req(method, path, &self.t.admin_token)
     }
 
+    /// Posts `body` to `/webhooks/meta`, signed with `app_secret` as Meta signs; the status.
+    pub(crate) async fn meta_webhook(
+        &self,
+        app_secret: &str,
+        body: Vec<u8>,
+    ) -> reqwest::StatusCode {
+        let signature = masterz::messaging::signature::meta_header(app_secret.as_bytes(), &body);
+        self.s
+            .http
+            .post(self.s.url("/webhooks/meta"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /webhooks/meta")
+            .status()
+    }
+
+    /// Polls `GET path` as the company's admin (250 ms apart, 15 s at most) until `done` holds.
+    pub(crate) async fn wait_api(
+        &self,
+        path: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            let r = self.req(Method::GET, path).send().await.expect("GET");
+            let status = r.status();
+            let body = r.text().await.expect("GET body");
+            last = serde_json::from_str(&body)
+                .unwrap_or(json!({ "status": status.as_u16(), "body": body }));
+            if status.is_success() && done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("GET {path}: {what} within 15 s; last answer:\n{last:#}");
+    }
+
     async fn get_json(&self, path: &str) -> Value {
         let r = self.req(Method::GET, path).send().await.unwrap();
         let status = r.status();
@@ -331,6 +373,14 @@ pub(crate) fn parse_metrics(text: &str, prefix: &str) -> Vec<(String, f64)> {
             Some((name.to_owned(), value.parse().ok()?))
         })
         .collect()
+}
+
+/// The items of a list answer (a bare array, or a page's `items`).
+pub(crate) fn items(v: &Value) -> Vec<Value> {
+    v.as_array()
+        .or_else(|| v["items"].as_array())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A string field of a JSON value, or "" (for messages).

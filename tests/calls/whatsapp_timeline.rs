@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use masterz::messaging::signature::meta_header;
 use masterz::secrets::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -81,20 +80,8 @@ async fn a_call_and_a_whatsapp_message_from_one_number_share_one_timeline() {
     let text = r.text().await.expect("channel account body");
     assert_eq!(status, 201, "create the WhatsApp channel: {text}");
     let body = whatsapp_fixture();
-    let r = pbx
-        .s
-        .http
-        .post(pbx.s.url("/webhooks/meta"))
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            meta_header(APP_SECRET.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("POST /webhooks/meta");
-    assert_eq!(r.status(), 200, "the signed webhook is taken");
+    let status = pbx.meta_webhook(APP_SECRET, body).await;
+    assert_eq!(status, 200, "the signed webhook is taken");
     let state = &pbx.s.server.as_ref().expect("the server runs").state;
     masterz::messaging::process::run_once(state)
         .await
