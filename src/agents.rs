@@ -256,6 +256,14 @@ impl AgentHub {
         }
     }
 
+    /// Whether any tab of `company`'s agents who may read conversations is open: when none is,
+    /// there is no one to build a [`ServerFrame::Message`] for.
+    pub fn has_inbox_tabs(&self, company: CompanyId) -> bool {
+        self.lock()
+            .values()
+            .any(|a| a.company == company && a.inbox && !a.tabs.is_empty())
+    }
+
     /// Sends `frame` to every tab of `company`'s agents who may read conversations.
     pub fn broadcast(&self, company: CompanyId, frame: &ServerFrame) {
         for a in self.lock().values() {

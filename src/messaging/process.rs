@@ -112,6 +112,7 @@ async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize>
     let mut done = 0;
     let mut news = Vec::new();
     let mut profiles = 0;
+    let mut accounts = Accounts::default();
     for row in rows {
         let spent = started.elapsed();
         if done > 0 && (spent > GROUP_BUDGET || (spent > YIELD_AFTER && gate.urgent())) {
@@ -125,8 +126,16 @@ async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize>
                 continue;
             }
         };
-        let (_, changes, queued) =
-            apply_in(&mut tx.ex(), company, account_id, row.id, &events, false).await?;
+        let (_, changes, queued) = apply_in(
+            &mut tx.ex(),
+            &mut accounts,
+            company,
+            account_id,
+            row.id,
+            &events,
+            false,
+        )
+        .await?;
         profiles += queued;
         news.push((company, changes));
     }
@@ -205,8 +214,17 @@ async fn apply_all(
 ) -> store::Result<(Report, Vec<Change>)> {
     let turn = state.messaging.gate.background_turn(&state.db).await;
     let mut tx = state.db.begin().await?;
-    let (report, changes, profiles) =
-        apply_in(&mut tx.ex(), company, account_id, row, events, again).await?;
+    let mut accounts = Accounts::default();
+    let (report, changes, profiles) = apply_in(
+        &mut tx.ex(),
+        &mut accounts,
+        company,
+        account_id,
+        row,
+        events,
+        again,
+    )
+    .await?;
     tx.commit().await?;
     drop(turn);
     if profiles > 0 {
@@ -218,10 +236,37 @@ async fn apply_all(
     Ok((report, changes))
 }
 
+/// What a transaction knows of the channel accounts it applied rows for: their kind and whether
+/// they have AI suggestions on (`None`: deleted). Read once per account and transaction.
+#[derive(Default)]
+struct Accounts(Vec<((CompanyId, i64), Option<Account>)>);
+
+/// A channel account's kind and whether it has AI suggestions on.
+type Account = (ChannelKind, bool);
+
+impl Accounts {
+    async fn get(
+        &mut self,
+        ex: &mut Ex<'_>,
+        company: CompanyId,
+        id: i64,
+    ) -> store::Result<Option<Account>> {
+        if let Some((_, known)) = self.0.iter().find(|(key, _)| *key == (company, id)) {
+            return Ok(*known);
+        }
+        let known = store::channels::get(ex, company, id)
+            .await?
+            .and_then(|a| Some((ChannelKind::parse(&a.kind)?, a.ai_suggestions)));
+        self.0.push(((company, id), known));
+        Ok(known)
+    }
+}
+
 /// Applies one row's events in the caller's transaction and marks the row; returns the report,
 /// the changes to announce and how many profile look-ups were queued.
 async fn apply_in(
     ex: &mut Ex<'_>,
+    accounts: &mut Accounts,
     company: CompanyId,
     account_id: i64,
     row: i64,
@@ -237,23 +282,23 @@ async fn apply_in(
         };
         return Ok((report, Vec::new(), 0));
     }
-    let account = store::channels::get(ex, company, account_id).await?;
+    let account = accounts.get(ex, company, account_id).await?;
     let mut report = Report {
         events: events.len(),
         ..Report::default()
     };
     let mut changes = Vec::new();
     let mut queued_profiles = 0;
-    match account.as_ref().and_then(|a| ChannelKind::parse(&a.kind)) {
+    match account {
         None => report
             .skipped
             .push("the channel account was deleted".into()),
-        Some(kind) => {
+        Some((kind, ai)) => {
             let mut ctx = Ctx {
                 company,
                 account: account_id,
                 kind,
-                ai: account.as_ref().is_some_and(|a| a.ai_suggestions),
+                ai,
                 report: &mut report,
                 changes: &mut changes,
                 profiles: 0,
@@ -536,7 +581,8 @@ impl Ctx<'_> {
 
 /// Pushes the changed messages and channels to the company's agents.
 async fn announce(state: &AppState, company: CompanyId, changes: &[Change]) {
-    if changes.is_empty() {
+    // Reading the messages back is for open tabs only (a drained backlog reads nothing).
+    if changes.is_empty() || !state.agents.has_inbox_tabs(company) {
         return;
     }
     let Ok(mut conn) = state.db.conn().await else {
