@@ -154,8 +154,8 @@ mod tests {
 
     #[test]
     fn codes_are_opaque_and_recognised() {
-        let a = new_code().unwrap();
-        let b = new_code().unwrap();
+        let a = new_code().expect("a random code");
+        let b = new_code().expect("a random code");
         assert_ne!(a, b);
         assert_eq!(a.len(), 24);
         assert!(plausible_code(&a));

@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_policy_hashes_the_stylesheet_and_allows_no_script() {
-        let csp = CSP.to_str().unwrap();
+        let csp = CSP.to_str().expect("the policy is ASCII");
         assert!(csp.contains("style-src 'sha256-"));
         assert!(!csp.contains("script-src"));
         assert!(csp.starts_with("default-src 'none'"));

@@ -168,7 +168,8 @@ mod tests {
     fn the_crate_fixture_verifies_and_reads() {
         let signed = sign(b"app-secret", CRATE_FIXTURE);
         assert!(!signed.contains('='), "no padding: {signed}");
-        let (i, p) = verify(&signed, [b"other".as_slice(), b"app-secret".as_slice()]).unwrap();
+        let (i, p) = verify(&signed, [b"other".as_slice(), b"app-secret".as_slice()])
+            .expect("the second secret signed it");
         assert_eq!(i, 1);
         assert_eq!(
             p,
@@ -184,17 +185,20 @@ mod tests {
     fn a_hand_made_signature_matches_the_contract() {
         // Built step by step from the contract, independently of `sign`.
         let payload = URL_SAFE_NO_PAD.encode(CRATE_FIXTURE);
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").expect("any key length");
         mac.update(payload.as_bytes());
         let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let value = format!("{sig}.{payload}");
         assert_eq!(value, sign(b"k", CRATE_FIXTURE));
         assert_eq!(
-            verify(&value, [b"k".as_slice()]).unwrap().1.user_id,
+            verify(&value, [b"k".as_slice()])
+                .expect("the contract's signature")
+                .1
+                .user_id,
             "218471"
         );
         // The HMAC is over the encoded segment, not the decoded JSON.
-        let mut wrong = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        let mut wrong = Hmac::<Sha256>::new_from_slice(b"k").expect("any key length");
         wrong.update(CRATE_FIXTURE.as_bytes());
         let wrong_sig = URL_SAFE_NO_PAD.encode(wrong.finalize().into_bytes());
         assert_eq!(
@@ -206,11 +210,11 @@ mod tests {
     #[test]
     fn one_changed_byte_anywhere_is_refused() {
         let signed = sign(b"k", CRATE_FIXTURE);
-        let dot = signed.find('.').unwrap();
+        let dot = signed.find('.').expect("signature.payload");
         for at in [0, dot - 2, dot + 1, dot + 10, signed.len() - 2] {
             let mut bytes = signed.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-            let tampered = String::from_utf8(bytes).unwrap();
+            let tampered = String::from_utf8(bytes).expect("still ASCII");
             let r = verify(&tampered, [b"k".as_slice()]);
             assert!(
                 matches!(
@@ -248,7 +252,10 @@ mod tests {
         );
         let numeric = sign(b"k", r#"{"algorithm":"HMAC-SHA256","user_id":218471}"#);
         assert_eq!(
-            verify(&numeric, [b"k".as_slice()]).unwrap().1.user_id,
+            verify(&numeric, [b"k".as_slice()])
+                .expect("a numeric user_id")
+                .1
+                .user_id,
             "218471"
         );
         let not_json = sign(b"k", "not json");

@@ -300,14 +300,17 @@ mod tests {
         assert_eq!(month_in(at, parse_zone("America/New_York")), "2026-11");
         assert_eq!(month_in(at, parse_zone("not a zone")), "2026-11");
         // December in Berlin starts at 23:00 UTC the day before (CET, UTC+1).
-        let (from, to) = month_bounds_in("2026-12", berlin).unwrap();
+        let (from, to) = month_bounds_in("2026-12", berlin).expect("a month");
         assert_eq!(from, 1_796_083_200_000 - 3_600_000);
         assert_eq!(month_in(from, berlin), "2026-12");
         assert_eq!(month_in(from - 1, berlin), "2026-11");
         assert_eq!(month_in(to, berlin), "2027-01");
         // A summer month (CEST, UTC+2).
-        let (july, _) = month_bounds_in("2026-07", berlin).unwrap();
-        assert_eq!(july, month_bounds("2026-07").unwrap().0 - 7_200_000);
+        let (july, _) = month_bounds_in("2026-07", berlin).expect("a month");
+        assert_eq!(
+            july,
+            month_bounds("2026-07").expect("a month").0 - 7_200_000
+        );
     }
 
     #[test]
@@ -328,7 +331,10 @@ mod tests {
             month_bounds("2026-12").map(|b| b.0),
             Some(1_796_083_200_000)
         );
-        assert_eq!(month_of(month_bounds("2026-12").unwrap().1), "2027-01");
+        assert_eq!(
+            month_of(month_bounds("2026-12").expect("a month").1),
+            "2027-01"
+        );
         for bad in [
             "2026-13",
             "2026-00",
