@@ -1,123 +1,23 @@
-//! Webhook ingestion: signature check on the raw bytes, routing, and the group commit that makes
-//! every acknowledged event durable.
-//!
-//! The committer is one task that owns the writes of inbound rows. A handler sends it its rows
-//! and waits; the task takes everything queued (up to [`MAX_BATCH`] rows), writes it in one
-//! transaction with multi-row INSERTs, commits (one fsync for the whole group), then answers every
-//! waiting handler. While one group commits the next one queues up, so concurrency turns into
-//! bigger groups instead of more fsyncs. A handler answers 200 only after its rows committed; if
-//! the commit fails it answers 503 and the provider retries.
+//! Webhook ingestion: signature check on the raw bytes, routing, and the rows handed to the group
+//! [`Committer`], which makes every acknowledged event durable.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::{Notify, mpsc, oneshot};
 
+pub use super::committer::{Committer, MAX_BATCH};
 use super::directory::{Directory, Route};
 pub use super::gate::WriteGate;
 use super::redact;
 use super::signature::{self, Rejection};
 use crate::domain::ChannelKind;
 use crate::secrets::Secret;
-use crate::store::integration_logs::{self, NewLog};
-use crate::store::{Db, now_ms};
+use crate::store::integration_logs::NewLog;
+use crate::store::now_ms;
 
-/// Most rows written in one transaction.
-pub const MAX_BATCH: usize = 1024;
-/// Handlers that may wait for the committer at once; more wait for a slot.
-const QUEUE: usize = 4096;
 /// Longest body kept in the log of a rejected request.
 const REJECTED_BODY_MAX: usize = 2048;
-
-struct Job {
-    rows: Vec<NewLog>,
-    done: oneshot::Sender<bool>,
-}
-
-/// The group committer's handle.
-pub struct Committer {
-    tx: mpsc::Sender<Job>,
-    rx: std::sync::Mutex<Option<mpsc::Receiver<Job>>>,
-}
-
-impl std::fmt::Debug for Committer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Committer").finish_non_exhaustive()
-    }
-}
-
-impl Default for Committer {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        Self {
-            tx,
-            rx: std::sync::Mutex::new(Some(rx)),
-        }
-    }
-}
-
-impl Committer {
-    /// Starts the committer task on `db`; `written` is notified after every commit. Only the first
-    /// call starts it. On SQLite, every transaction takes `gate` (see [`WriteGate`]).
-    pub fn spawn(&self, db: Db, written: Arc<Notify>, gate: WriteGate) {
-        let Some(mut rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
-        };
-        tokio::spawn(async move {
-            let mut jobs: Vec<Job> = Vec::new();
-            while let Some(first) = rx.recv().await {
-                let mut rows = first.rows.len();
-                jobs.push(first);
-                while rows < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => {
-                            rows += job.rows.len();
-                            jobs.push(job);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let ok = match write(&db, &gate, &mut jobs).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, rows, "cannot store webhook events");
-                        false
-                    }
-                };
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(ok);
-                }
-                if ok {
-                    written.notify_one();
-                }
-            }
-        });
-    }
-
-    /// Stores `rows` durably; `false` if they could not be (answer 503).
-    pub async fn commit(&self, rows: Vec<NewLog>) -> bool {
-        if rows.is_empty() {
-            return true;
-        }
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Job { rows, done }).await.is_err() {
-            return false;
-        }
-        wait.await.unwrap_or(false)
-    }
-}
-
-async fn write(db: &Db, gate: &WriteGate, jobs: &mut [Job]) -> crate::store::Result<()> {
-    let rows: Vec<NewLog> = jobs
-        .iter_mut()
-        .flat_map(|j| std::mem::take(&mut j.rows))
-        .collect();
-    let _turn = gate.turn(db).await;
-    let mut tx = db.begin().await?;
-    integration_logs::insert_many(&mut tx.ex(), &rows).await?;
-    tx.commit().await
-}
 
 /// What a webhook request gets.
 #[derive(Debug, PartialEq, Eq)]

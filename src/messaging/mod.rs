@@ -12,6 +12,7 @@
 //!    through [`clients`], retrying transient failures with backoff, and logs every call.
 
 pub mod clients;
+pub mod committer;
 pub mod directory;
 pub mod event;
 pub mod gate;
@@ -48,6 +49,9 @@ pub struct Messaging {
     pub outbound: Arc<Notify>,
     /// Turns at SQLite's write lock for the committer and the processor.
     pub gate: ingest::WriteGate,
+    /// The processor's group transactions: [`Db::relaxed`] (they are derived from inbound rows
+    /// that are already durable, and are applied again if a power cut loses them).
+    pub relaxed: Db,
 }
 
 impl Messaging {
@@ -60,6 +64,7 @@ impl Messaging {
             inbound: Arc::new(Notify::new()),
             outbound: Arc::new(Notify::new()),
             gate: ingest::WriteGate::default(),
+            relaxed: db.relaxed(2),
         }
     }
 }

@@ -108,7 +108,7 @@ async fn apply_group(state: &AppState, rows: &[Inbound]) -> store::Result<usize>
     let gate = &state.messaging.gate;
     let turn = gate.background_turn(&state.db).await;
     let started = std::time::Instant::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.messaging.relaxed.begin().await?;
     let mut done = 0;
     let mut news = Vec::new();
     let mut profiles = 0;

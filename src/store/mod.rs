@@ -223,6 +223,29 @@ impl Db {
         Ok(Db::Sqlite(pool))
     }
 
+    /// A second, small pool on the same database for work that can be derived again from what is
+    /// already durable (the webhook processor's groups): on SQLite its commits do not wait for
+    /// an fsync (`synchronous=NORMAL`), so they hold the single write lock only for the writing.
+    /// WAL keeps the log in commit order, so such a commit can only be lost in a power cut
+    /// together with everything committed after it, and the next fsync by anyone else (a durable
+    /// commit, the webhook committer's flush) makes it durable too. On PostgreSQL, the same pool.
+    pub fn relaxed(&self, max_connections: u32) -> Db {
+        match self {
+            Db::Sqlite(pool) => {
+                let options = (*pool.connect_options())
+                    .clone()
+                    .synchronous(SqliteSynchronous::Normal);
+                Db::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_lazy_with(options),
+                )
+            }
+            Db::Postgres(_) => self.clone(),
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self {

@@ -44,7 +44,11 @@ use probe::probe_committer;
 use server::{Backend, Server, Store, admin_sql, with_database};
 use sys::{cpu_ms, host_jiffies, loadavg};
 
-const BIN: &str = env!("CARGO_BIN_EXE_masterz");
+/// The server under test: the one built with this benchmark, or `MASTERZ_LOAD_BIN` (another build,
+/// to compare two versions on the same machine in one sitting).
+fn bin() -> String {
+    std::env::var("MASTERZ_LOAD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_masterz").to_owned())
+}
 /// The Page the channel account is for.
 const PAGE_ID: &str = "104857600000001";
 /// A Page no channel account has (`MASTERZ_LOAD_UNROUTED=1`).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::{APP_SECRET, BIN};
+use crate::{APP_SECRET, bin};
 
 #[derive(Clone)]
 pub(crate) enum Backend {
@@ -54,7 +54,7 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.env("MASTERZ_DATA_DIR", &self.data)
             .env("MASTERZ_SIP_LISTEN", "127.0.0.1:0")
             .env("MASTERZ_LOG_LEVEL", self.log_level)
