@@ -25,7 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::gate::WriteGate;
+use super::gate::{Claim, WriteGate};
 use crate::store::integration_logs::{self, NewLog};
 use crate::store::{Db, Ex};
 
@@ -142,18 +142,22 @@ impl Writer {
         db: &Db,
         gate: &WriteGate,
         rows: &[NewLog],
-    ) -> crate::store::Result<()> {
-        let _turn = gate.turn(db).await;
+    ) -> crate::store::Result<Option<Claim>> {
+        let turn = gate.turn(db).await;
         match self {
             Writer::Pool => {
                 let mut tx = db.begin().await?;
                 integration_logs::insert_many(&mut tx.ex(), rows).await?;
-                tx.commit().await
+                tx.commit().await?;
+                Ok(None)
             }
             Writer::Wal { conn, .. } => {
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                 integration_logs::insert_many(&mut Ex::Sqlite(&mut tx), rows).await?;
-                Ok(tx.commit().await?)
+                tx.commit().await?;
+                // The lock is free for the next group; background writers keep waiting until
+                // this group is flushed and answered.
+                Ok(turn.keep_claim(gate))
             }
         }
     }
@@ -183,19 +187,23 @@ async fn run(mut rx: mpsc::Receiver<Job>, db: Db, written: Arc<Notify>, gate: Wr
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.rows))
             .collect();
-        let ok = match writer.write(&db, &gate, &rows).await {
-            Ok(()) => true,
+        let (ok, claim) = match writer.write(&db, &gate, &rows).await {
+            Ok(claim) => (true, claim),
             Err(e) => {
                 tracing::error!(error = %e, rows = count, "cannot store webhook events");
-                false
+                (false, None)
             }
         };
         drop(rows);
         match &flush {
             Some(flush) if ok => {
-                if let Err(mpsc::error::SendError(group)) = flush.send(std::mem::take(&mut jobs)) {
+                let group = Group {
+                    jobs: std::mem::take(&mut jobs),
+                    _claim: claim,
+                };
+                if let Err(mpsc::error::SendError(group)) = flush.send(group) {
                     tracing::error!("the webhook log flusher is gone");
-                    answer(group, false);
+                    answer(group.jobs, false);
                 }
             }
             _ => {
@@ -208,6 +216,12 @@ async fn run(mut rx: mpsc::Receiver<Job>, db: Db, written: Arc<Notify>, gate: Wr
     }
 }
 
+/// A committed group on its way to the flusher, with the committer's claim on the gate.
+struct Group {
+    jobs: Vec<Job>,
+    _claim: Option<Claim>,
+}
+
 fn answer(jobs: Vec<Job>, ok: bool) {
     for job in jobs {
         let _ = job.done.send(ok);
@@ -216,8 +230,8 @@ fn answer(jobs: Vec<Job>, ok: bool) {
 
 /// The flusher: a thread that makes committed groups durable with one `fdatasync` of the
 /// write-ahead log for everything committed before it starts, then answers their handlers.
-fn spawn_flusher(wal: PathBuf, written: Arc<Notify>) -> mpsc::UnboundedSender<Vec<Job>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Job>>();
+fn spawn_flusher(wal: PathBuf, written: Arc<Notify>) -> mpsc::UnboundedSender<Group> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Group>();
     let spawned = std::thread::Builder::new()
         .name("masterz-wal-sync".into())
         .spawn(move || {
@@ -234,7 +248,7 @@ fn spawn_flusher(wal: PathBuf, written: Arc<Notify>) -> mpsc::UnboundedSender<Ve
                     tracing::error!(error = %e, wal = %wal.display(), "cannot flush the webhook log to disk");
                 }
                 for group in groups.drain(..) {
-                    answer(group, synced.is_ok());
+                    answer(group.jobs, synced.is_ok());
                 }
                 if synced.is_ok() {
                     written.notify_one();

@@ -50,6 +50,31 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// The committer's claim on the gate without the lock: background writers keep deferring to it
+/// (as they do while it writes) until it is dropped. The committer hands it on with a group whose
+/// log is being flushed, so the processor does not slip in between a flush and the next group.
+#[derive(Debug)]
+pub struct Claim(WriteGate);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let inner = &*(self.0).0;
+        if inner.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
+            inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Turn<'_> {
+    /// Releases the write lock but keeps the committer's claim (see [`Claim`]); `None` for a turn
+    /// that had no claim (PostgreSQL, or a background turn).
+    pub fn keep_claim(mut self, gate: &WriteGate) -> Option<Claim> {
+        self._lock = None;
+        // Taken out, so this turn's drop does not give the claim back; the Claim does.
+        self.urgent.take().map(|_| Claim(gate.clone()))
+    }
+}
+
 impl WriteGate {
     /// The committer's turn: on SQLite, background writers make way for it.
     pub async fn turn(&self, db: &Db) -> Turn<'_> {
@@ -188,5 +213,28 @@ mod tests {
         assert!(wait.is_err());
         assert!(!gate.urgent());
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_kept_claim_frees_the_lock_but_keeps_background_writers_waiting() {
+        let (_dir, db) = sqlite().await;
+        let gate = WriteGate::default();
+        let claim = gate
+            .turn(&db)
+            .await
+            .keep_claim(&gate)
+            .expect("a committer turn on SQLite has a claim");
+        assert!(gate.urgent(), "the claim outlives the turn");
+        // The lock itself is free: the committer's next group gets it at once.
+        let next = tokio::time::timeout(Duration::from_millis(200), gate.turn(&db))
+            .await
+            .expect("the lock was released");
+        drop(next);
+        assert!(gate.urgent());
+        drop(claim);
+        assert!(!gate.urgent(), "dropping the claim gives it back");
+        // A background turn has no claim to keep.
+        assert!(gate.background_turn(&db).await.keep_claim(&gate).is_none());
+        assert!(!gate.urgent());
     }
 }
