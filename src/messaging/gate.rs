@@ -14,10 +14,11 @@ use crate::store::{Backend, Db};
 /// Without it they meet in SQLite's busy handler, which sleeps in growing steps (up to 100 ms)
 /// before it retries: under load the webhook answers waited for those sleeps. An async mutex hands
 /// the lock over the moment the other transaction commits. The committer goes first: a background
-/// writer waits while the committer is waiting or writing (at most [`MAX_DEFER`], so it is never
-/// starved), and cuts its own transaction short when the committer starts waiting
-/// ([`WriteGate::urgent`]; the processor after 2 ms of work). A webhook then waits for a sliver
-/// of background work, not a whole group. PostgreSQL locks rows, so it needs no gate.
+/// writer waits while the committer is waiting, writing or having a group flushed ([`Claim`]),
+/// for at most [`MAX_DEFER`] so that it is never starved, and cuts its own transaction short when
+/// the committer starts waiting ([`WriteGate::urgent`]; the processor after 2 ms of work). A
+/// webhook then waits for a sliver of background work, not a whole group. PostgreSQL locks rows,
+/// so it needs no gate.
 #[derive(Clone, Debug, Default)]
 pub struct WriteGate(Arc<GateInner>);
 
