@@ -191,6 +191,11 @@ async fn run(mut rx: mpsc::Receiver<Job>, db: Db, written: Arc<Notify>, gate: Wr
             Ok(claim) => (true, claim),
             Err(e) => {
                 tracing::error!(error = %e, rows = count, "cannot store webhook events");
+                if matches!(writer, Writer::Wal { .. }) {
+                    // A connection that failed once (its worker gone, the file replaced) is not
+                    // trusted again: the next group gets a fresh one.
+                    writer = Writer::open(&db).await;
+                }
                 (false, None)
             }
         };

@@ -577,6 +577,10 @@ async fn integration_logs_are_pruned_after_the_retention_period() {
         message_id: None,
         created_at: old,
     };
+    // The server's own processor would take the planted pending row at any moment (and mark it
+    // failed, which is prunable): holding the write gate keeps it out until the checks are done.
+    let state = b.state();
+    let _gate = state.messaging.gate.turn(&state.db).await;
     {
         let mut tx = b.s.store().begin().await.unwrap();
         masterz::store::integration_logs::insert_many(
