@@ -41,12 +41,19 @@ pub struct Turn<'a> {
     urgent: Option<&'a GateInner>,
 }
 
+impl GateInner {
+    /// Gives a committer claim back; the last one wakes the waiting background writers.
+    fn release(&self) {
+        if self.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if let Some(inner) = self.urgent
-            && inner.urgent.fetch_sub(1, Ordering::AcqRel) == 1
-        {
-            inner.idle.notify_waiters();
+        if let Some(inner) = self.urgent {
+            inner.release();
         }
     }
 }
@@ -59,10 +66,7 @@ pub struct Claim(WriteGate);
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let inner = &*(self.0).0;
-        if inner.urgent.fetch_sub(1, Ordering::AcqRel) == 1 {
-            inner.idle.notify_waiters();
-        }
+        (self.0).0.release();
     }
 }
 
@@ -127,8 +131,8 @@ impl WriteGate {
         }
     }
 
-    /// Whether the committer is waiting for the lock or writing: a background writer in a turn
-    /// should commit what it has and make way.
+    /// Whether the committer is waiting for the lock, writing, or waiting for its group's flush:
+    /// a background writer in a turn should commit what it has and make way.
     pub fn urgent(&self) -> bool {
         self.0.urgent.load(Ordering::Acquire) > 0
     }
